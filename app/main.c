@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * xfrmgw: EAL and option parsing, port setup, and the control loop that the
+ * main lcore runs. Worker lcores (the ESP poll loops) are added by the data
+ * plane; until then they stay idle.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_log.h>
+#include <rte_mbuf.h>
+
+#include "xg_port.h"
+#include "xg_server.h"
+#include "xg_xfrm.h"
+
+RTE_LOG_REGISTER(xg_main_logtype, xfrmgw.main, INFO);
+#define MAIN_LOG(level, fmt, ...) \
+	rte_log(RTE_LOG_##level, xg_main_logtype, "xfrmgw: " fmt "\n", ##__VA_ARGS__)
+
+#define DEFAULT_SOCKET "/run/xfrmgw/xfrm.sock"
+#define NB_MBUF 8191
+#define MBUF_CACHE 256
+
+struct options {
+	const char *socket_path;
+	unsigned int run_seconds;  /* 0: until signalled */
+};
+
+static volatile sig_atomic_t stop;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void
+usage(const char *prog)
+{
+	printf("Usage: %s [EAL options] -- [options]\n"
+	       "  --xfrm-socket PATH   XFRM netlink control socket (default %s)\n"
+	       "  --run-seconds N      exit after N seconds (0: run until SIGTERM/SIGINT)\n"
+	       "  -h, --help           this text\n",
+	       prog, DEFAULT_SOCKET);
+}
+
+static int
+parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "xfrm-socket", required_argument, NULL, 's' },
+		{ "run-seconds", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *end;
+	int c;
+
+	o->socket_path = DEFAULT_SOCKET;
+	o->run_seconds = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			o->socket_path = optarg;
+			break;
+		case 't':
+			o->run_seconds = (unsigned int)strtoul(optarg, &end, 10);
+			if (*end)
+				return -EINVAL;
+			break;
+		case 'h':
+			usage(argv[0]);
+			exit(0);
+		default:
+			usage(argv[0]);
+			return -EINVAL;
+		}
+	}
+	return optind < argc ? -EINVAL : 0;
+}
+
+static int
+control_loop(struct xg_server *srv, const struct options *o)
+{
+	uint64_t deadline = 0, hz = rte_get_timer_hz();
+	int rc = 0;
+
+	if (o->run_seconds)
+		deadline = rte_get_timer_cycles() + hz * o->run_seconds;
+	while (!stop && rc == 0) {
+		rc = xg_server_poll(srv, 100);
+		if (deadline && rte_get_timer_cycles() >= deadline)
+			break;
+	}
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct rte_mempool *pool;
+	struct xg_server *srv;
+	struct options o;
+	uint32_t nsa, npol;
+	int n, rc;
+
+	n = rte_eal_init(argc, argv);
+	if (n < 0) {
+		fprintf(stderr, "xfrmgw: EAL initialisation failed: %s\n", rte_strerror(rte_errno));
+		return 1;
+	}
+	argv[n] = argv[0];
+	if (parse_options(argc - n, argv + n, &o) < 0) {
+		rte_eal_cleanup();
+		return 2;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+
+	pool = rte_pktmbuf_pool_create("xg_mbuf", NB_MBUF, MBUF_CACHE, 0,
+				       RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
+	if (pool == NULL) {
+		MAIN_LOG(ERR, "mbuf pool: %s", rte_strerror(rte_errno));
+		rc = 1;
+		goto out_eal;
+	}
+	n = xg_ports_init(pool, 1, 1);
+	if (n < 0) {
+		rc = 1;
+		goto out_pool;
+	}
+	srv = xg_server_create(o.socket_path);
+	if (srv == NULL) {
+		MAIN_LOG(ERR, "XFRM socket %s: %s", o.socket_path, strerror(errno));
+		rc = 1;
+		goto out_ports;
+	}
+	MAIN_LOG(INFO, "%d port(s), %u lcore(s), XFRM socket %s", n, rte_lcore_count(),
+		 o.socket_path);
+	rc = control_loop(srv, &o) ? 1 : 0;
+	xg_xfrm_counts(xg_server_xfrm(srv), &nsa, &npol);
+	MAIN_LOG(INFO, "stopping: %u SAs, %u policies dropped", nsa, npol);
+	xg_server_destroy(srv);
+out_ports:
+	xg_ports_close();
+out_pool:
+	rte_mempool_free(pool);
+out_eal:
+	rte_eal_cleanup();
+	return rc;
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Port setup. Offloads are requested only where the port advertises them, so
+ * the same code runs on virtual devices that offer none.
+ */
+
+#include <errno.h>
+
+#include <rte_ethdev.h>
+#include <rte_log.h>
+#include <rte_mempool.h>
+
+#include "xg_port.h"
+
+RTE_LOG_REGISTER(xg_port_logtype, xfrmgw.port, INFO);
+#define PORT_LOG(level, fmt, ...) \
+	rte_log(RTE_LOG_##level, xg_port_logtype, "port: " fmt "\n", ##__VA_ARGS__)
+
+#define NB_RXD 1024
+#define NB_TXD 1024
+
+static int
+port_init(uint16_t port, struct rte_mempool *pool, uint16_t nrxq, uint16_t ntxq)
+{
+	struct rte_eth_conf conf = { 0 };
+	struct rte_eth_dev_info info;
+	uint16_t nb_rxd = NB_RXD, nb_txd = NB_TXD, q;
+	int rc;
+
+	rc = rte_eth_dev_info_get(port, &info);
+	if (rc)
+		return rc;
+	nrxq = RTE_MIN(nrxq, info.max_rx_queues);
+	ntxq = RTE_MIN(ntxq, info.max_tx_queues);
+	if (nrxq > 1 && info.flow_type_rss_offloads) {
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_hf = info.flow_type_rss_offloads &
+						   (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP);
+	}
+	rc = rte_eth_dev_configure(port, nrxq, ntxq, &conf);
+	if (!rc)
+		rc = rte_eth_dev_adjust_nb_rx_tx_desc(port, &nb_rxd, &nb_txd);
+	for (q = 0; !rc && q < nrxq; q++)
+		rc = rte_eth_rx_queue_setup(port, q, nb_rxd, rte_eth_dev_socket_id(port), NULL,
+					    pool);
+	for (q = 0; !rc && q < ntxq; q++)
+		rc = rte_eth_tx_queue_setup(port, q, nb_txd, rte_eth_dev_socket_id(port), NULL);
+	if (!rc)
+		rc = rte_eth_dev_start(port);
+	if (rc)
+		return rc;
+	/* Virtual ports may not support promiscuous mode; that is not fatal. */
+	rte_eth_promiscuous_enable(port);
+	PORT_LOG(INFO, "port %u (%s) started, %u rx / %u tx queues", port, info.driver_name,
+		 nrxq, ntxq);
+	return 0;
+}
+
+int
+xg_ports_init(struct rte_mempool *pool, uint16_t nrxq, uint16_t ntxq)
+{
+	uint16_t port;
+	int n = 0, rc;
+
+	RTE_ETH_FOREACH_DEV(port) {
+		rc = port_init(port, pool, nrxq, ntxq);
+		if (rc) {
+			PORT_LOG(ERR, "port %u: setup failed: %s", port, rte_strerror(-rc));
+			return rc;
+		}
+		n++;
+	}
+	return n;
+}
+
+void
+xg_ports_close(void)
+{
+	uint16_t port;
+
+	RTE_ETH_FOREACH_DEV(port) {
+		rte_eth_dev_stop(port);
+		rte_eth_dev_close(port);
+	}
+}

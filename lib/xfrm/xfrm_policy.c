@@ -1,0 +1,592 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * SPD: NEWPOLICY, UPDPOLICY, DELPOLICY and GETPOLICY (by selector or by
+ * index), FLUSHPOLICY, the policy dump and GET/NEWSPDINFO, with the checks,
+ * index generation and errno values of Linux 6.1 (xfrm_user.c,
+ * xfrm_policy.c).
+ */
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "xfrm_priv.h"
+
+#define POLICY_HASHMAX (1u << 20)
+
+static unsigned int
+idx_hash(uint32_t index)
+{
+	return (index >> 3) & (XG_POL_HASH_SIZE - 1);
+}
+
+static struct xg_policy *
+byidx(struct xg_xfrm *x, uint32_t index)
+{
+	struct xg_policy *p;
+
+	for (p = x->pol_byidx[idx_hash(index)]; p; p = p->inext)
+		if (p->index == index)
+			return p;
+	return NULL;
+}
+
+/* xfrm_gen_index(): the low 3 bits carry the direction; a requested index
+ * is honoured if free, else the generator continues. */
+static uint32_t
+gen_index(struct xg_xfrm *x, int dir, uint32_t index)
+{
+	for (;;) {
+		uint32_t idx;
+
+		if (!index) {
+			idx = x->idx_generator | (uint32_t)dir;
+			x->idx_generator += 8;
+		} else {
+			idx = index;
+			index = 0;
+		}
+		if (idx == 0)
+			idx = 8;
+		if (byidx(x, idx) == NULL)
+			return idx;
+	}
+}
+
+static int
+verify_dir(uint8_t dir, struct xg_extack *e)
+{
+	if (dir >= XFRM_POLICY_MAX) {
+		e->msg = "Invalid policy direction";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int
+verify_newpolicy(const struct xfrm_userpolicy_info *p, struct xg_extack *e)
+{
+	if (p->share > XFRM_SHARE_UNIQUE) {
+		e->msg = "Invalid policy share";
+		return -EINVAL;
+	}
+	if (p->action != XFRM_POLICY_ALLOW && p->action != XFRM_POLICY_BLOCK) {
+		e->msg = "Invalid policy action";
+		return -EINVAL;
+	}
+	switch (p->sel.family) {
+	case AF_INET:
+		if (p->sel.prefixlen_d > 32 || p->sel.prefixlen_s > 32) {
+			e->msg = "Invalid prefix length in selector (must be <= 32 for IPv4)";
+			return -EINVAL;
+		}
+		break;
+	case AF_INET6:
+		if (p->sel.prefixlen_d > 128 || p->sel.prefixlen_s > 128) {
+			e->msg = "Invalid prefix length in selector (must be <= 128 for IPv6)";
+			return -EINVAL;
+		}
+		break;
+	default:
+		e->msg = "Invalid selector family";
+		return -EINVAL;
+	}
+	if (verify_dir(p->dir, e))
+		return -EINVAL;
+	if (p->index && (p->index & 7) != p->dir) {
+		e->msg = "Policy index doesn't match direction";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int
+policy_type(const struct xg_nla *tb, uint8_t *type, struct xg_extack *e)
+{
+	struct xfrm_userpolicy_type upt = { .type = XFRM_POLICY_TYPE_MAIN };
+
+	if (tb[XFRMA_POLICY_TYPE].data)
+		xg_attr_copy(&upt, sizeof(upt), &tb[XFRMA_POLICY_TYPE]);
+	if (upt.type != XFRM_POLICY_TYPE_MAIN && upt.type != XFRM_POLICY_TYPE_SUB) {
+		e->msg = "Invalid policy type";
+		return -EINVAL;
+	}
+	*type = upt.type;
+	return 0;
+}
+
+static bool
+tmpl_proto_valid(uint8_t proto)
+{
+	switch (proto) {
+	case IPPROTO_AH:
+	case IPPROTO_ESP:
+	case IPPROTO_COMP:
+	case IPPROTO_ROUTING:
+	case IPPROTO_DSTOPTS:
+		return true;
+	}
+	return false;
+}
+
+static int
+validate_tmpl(struct xfrm_user_tmpl *ut, int nr, uint16_t family, int dir, struct xg_extack *e)
+{
+	uint16_t prev = family;
+	int i;
+
+	if (nr > XFRM_MAX_DEPTH) {
+		e->msg = "Template count must be <= XFRM_MAX_DEPTH (6)";
+		return -EINVAL;
+	}
+	for (i = 0; i < nr; i++) {
+		/* Old clients leave the template family zero: it is the policy's. */
+		if (!ut[i].family)
+			ut[i].family = family;
+		if (ut[i].mode == XFRM_MODE_TUNNEL || ut[i].mode == XFRM_MODE_BEET) {
+			if (ut[i].optional && dir == XFRM_POLICY_OUT) {
+				e->msg = "Mode in optional template not allowed in outbound policy";
+				return -EINVAL;
+			}
+		} else if (ut[i].family != prev) {
+			e->msg = "Mode in template doesn't support a family change";
+			return -EINVAL;
+		}
+		if (ut[i].mode >= XFRM_MODE_MAX) {
+			e->msg = "Mode in template must be < XFRM_MODE_MAX (5)";
+			return -EINVAL;
+		}
+		prev = ut[i].family;
+		if (ut[i].family != AF_INET && ut[i].family != AF_INET6) {
+			e->msg = "Invalid family in template";
+			return -EINVAL;
+		}
+		if (!tmpl_proto_valid(ut[i].id.proto)) {
+			e->msg = "Invalid XFRM protocol in template";
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int
+copy_tmpl(struct xg_policy *pol, const struct xg_nla *a, int dir, struct xg_extack *e)
+{
+	struct xfrm_user_tmpl ut[XFRM_MAX_DEPTH];
+	int nr, i, err;
+
+	if (!a->data)
+		return 0;
+	nr = a->len / (int)sizeof(ut[0]);
+	if (nr > XFRM_MAX_DEPTH)
+		return validate_tmpl(ut, nr, pol->family, dir, e);
+	memcpy(ut, a->data, (size_t)nr * sizeof(ut[0]));
+	err = validate_tmpl(ut, nr, pol->family, dir, e);
+	if (err)
+		return err;
+	for (i = 0; i < nr; i++) {
+		/* Field by field, so that padding never carries client bytes. */
+		struct xfrm_user_tmpl *t = &pol->tmpl[i];
+
+		memset(t, 0, sizeof(*t));
+		t->id = ut[i].id;
+		t->family = ut[i].family;
+		t->saddr = ut[i].saddr;
+		t->reqid = ut[i].reqid;
+		t->mode = ut[i].mode;
+		t->share = ut[i].share;
+		t->optional = ut[i].optional;
+		t->aalgos = ut[i].aalgos;
+		t->ealgos = ut[i].ealgos;
+		t->calgos = ut[i].calgos;
+	}
+	pol->ntmpl = (uint8_t)nr;
+	return 0;
+}
+
+static int
+sec_ctx_ok(const struct xg_nla *tb, struct xg_extack *e)
+{
+	struct xfrm_user_sec_ctx u;
+
+	if (!tb[XFRMA_SEC_CTX].data)
+		return 0;
+	xg_attr_copy(&u, sizeof(u), &tb[XFRMA_SEC_CTX]);
+	if (u.len > tb[XFRMA_SEC_CTX].len || u.len != sizeof(u) + u.ctx_len) {
+		e->msg = "Invalid security context length";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static struct xg_policy *
+construct(const struct xfrm_userpolicy_info *p, const struct xg_nla *tb, struct xg_extack *e,
+	  int *errp)
+{
+	struct xg_policy *pol = calloc(1, sizeof(*pol));
+	int err;
+
+	if (pol == NULL) {
+		*errp = -ENOMEM;
+		return NULL;
+	}
+	pol->priority = p->priority;
+	pol->index = p->index;
+	pol->sel = p->sel;
+	pol->lft = p->lft;
+	pol->action = p->action;
+	pol->flags = p->flags;
+	pol->family = p->sel.family;
+	pol->dir = p->dir;
+	err = policy_type(tb, &pol->type, e);
+	if (!err)
+		err = copy_tmpl(pol, &tb[XFRMA_TMPL], p->dir, e);
+	if (err) {
+		free(pol);
+		*errp = err;
+		return NULL;
+	}
+	xg_mark_get(tb, &pol->mark);
+	if (tb[XFRMA_IF_ID].data)
+		pol->if_id = xg_attr_u32(&tb[XFRMA_IF_ID]);
+	return pol;
+}
+
+/* Identity of a policy: type, direction, exact selector, exact mark, if_id
+ * (xfrm_policy_insert_list() and __xfrm_policy_bysel_ctx()). */
+static struct xg_policy *
+bysel(struct xg_xfrm *x, uint8_t type, uint8_t dir, const struct xfrm_selector *sel,
+      const struct xfrm_mark *mark, uint32_t if_id)
+{
+	struct xg_walk *w;
+
+	for (w = x->pol_all.next; w != &x->pol_all; w = w->next) {
+		struct xg_policy *p = xg_pol_of(w);
+
+		if (w->walker || p->dir != dir || p->type != type || p->if_id != if_id)
+			continue;
+		if (p->mark.v == mark->v && p->mark.m == mark->m &&
+		    memcmp(&p->sel, sel, sizeof(*sel)) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+static void
+unlink_policy(struct xg_xfrm *x, struct xg_policy *p)
+{
+	struct xg_policy **pp = &x->pol_byidx[idx_hash(p->index)];
+
+	while (*pp != p)
+		pp = &(*pp)->inext;
+	*pp = p->inext;
+	xg_walk_del(&p->all);
+	x->pol_count[p->dir]--;
+}
+
+static void
+grow_hashes(struct xg_xfrm *x, int dir)
+{
+	uint32_t total = 0;
+	int d;
+
+	if (x->pol_count[dir] <= x->pol_hmask[dir] || x->pol_hmask[dir] + 1 >= POLICY_HASHMAX)
+		return;
+	for (d = 0; d < XFRM_POLICY_MAX; d++) {
+		total += x->pol_count[d];
+		if (x->pol_count[d] > x->pol_hmask[d])
+			x->pol_hmask[d] = x->pol_hmask[d] * 2 + 1;
+	}
+	if (total > x->pol_idx_hmask && x->pol_idx_hmask + 1 < POLICY_HASHMAX)
+		x->pol_idx_hmask = x->pol_idx_hmask * 2 + 1;
+}
+
+static int
+insert(struct xg_xfrm *x, struct xg_policy *pol, bool excl)
+{
+	struct xg_policy *old;
+	unsigned int h;
+
+	pol->mark.v &= pol->mark.m;
+	old = bysel(x, pol->type, pol->dir, &pol->sel, &pol->mark, pol->if_id);
+	if (old && excl)
+		return -EEXIST;
+	/* A replaced policy keeps its index but moves to the head of the
+	 * dump list, as the kernel relinks it. */
+	if (old) {
+		pol->index = old->index;
+		unlink_policy(x, old);
+		free(old);
+	} else {
+		pol->index = gen_index(x, pol->dir, pol->index);
+	}
+	xg_walk_add_head(&x->pol_all, &pol->all);
+	h = idx_hash(pol->index);
+	pol->inext = x->pol_byidx[h];
+	x->pol_byidx[h] = pol;
+	x->pol_count[pol->dir]++;
+	pol->curlft.add_time = (uint64_t)time(NULL);
+	pol->curlft.use_time = 0;
+	if (!old)
+		grow_hashes(x, pol->dir);
+	return 0;
+}
+
+static void
+put_attrs(const struct xg_policy *p, struct xg_nlbuf *b)
+{
+	struct xfrm_userpolicy_type upt;
+
+	if (p->ntmpl)
+		xg_nl_put(b, XFRMA_TMPL, p->tmpl, sizeof(p->tmpl[0]) * p->ntmpl);
+	memset(&upt, 0, sizeof(upt));
+	upt.type = p->type;
+	xg_nl_put(b, XFRMA_POLICY_TYPE, &upt, sizeof(upt));
+	if (p->mark.v || p->mark.m)
+		xg_nl_put(b, XFRMA_MARK, &p->mark, sizeof(p->mark));
+	if (p->if_id)
+		xg_nl_put_u32(b, XFRMA_IF_ID, p->if_id);
+}
+
+static void
+to_user(const struct xg_policy *p, struct xfrm_userpolicy_info *u)
+{
+	memset(u, 0, sizeof(*u));
+	u->sel = p->sel;
+	u->lft = p->lft;
+	u->curlft = p->curlft;
+	u->priority = p->priority;
+	u->index = p->index;
+	u->sel.family = p->family;
+	u->dir = p->dir;
+	u->action = p->action;
+	u->flags = p->flags;
+}
+
+size_t
+xg_pol_fill(const struct xg_policy *p, struct xg_nlbuf *b, uint16_t type, uint16_t flags,
+	    uint32_t seq, uint32_t pid)
+{
+	struct xfrm_userpolicy_info u;
+	struct nlmsghdr *nlh;
+
+	b->len = 0;
+	b->overflow = 0;
+	if (type == XFRM_MSG_DELPOLICY) {
+		struct xfrm_userpolicy_id id;
+
+		memset(&id, 0, sizeof(id));
+		id.sel = p->sel;
+		id.index = p->index;
+		id.dir = p->dir;
+		nlh = xg_nl_put_hdr(b, type, flags, seq, pid, sizeof(id));
+		if (nlh == NULL)
+			return 0;
+		memcpy(NLMSG_DATA(nlh), &id, sizeof(id));
+		to_user(p, &u);
+		xg_nl_put(b, XFRMA_POLICY, &u, sizeof(u));
+	} else {
+		nlh = xg_nl_put_hdr(b, type, flags, seq, pid, sizeof(u));
+		if (nlh == NULL)
+			return 0;
+		to_user(p, &u);
+		memcpy(NLMSG_DATA(nlh), &u, sizeof(u));
+	}
+	put_attrs(p, b);
+	xg_nl_end(b);
+	return b->overflow ? 0 : b->len;
+}
+
+static void
+notify(struct xg_req *r, const struct xg_policy *p, uint16_t event)
+{
+	uint8_t buf[XG_MSG_MAX];
+	struct xg_nlbuf b = { .buf = buf, .cap = sizeof(buf) };
+	size_t len = xg_pol_fill(p, &b, event, 0, r->nlh->nlmsg_seq, r->nlh->nlmsg_pid);
+
+	if (len)
+		xg_notify(r->x, 1u << (XFRMNLGRP_POLICY - 1), buf, len);
+}
+
+int
+xg_pol_new(struct xg_req *r)
+{
+	const struct xfrm_userpolicy_info *p = r->data;
+	struct xg_policy *pol;
+	int err;
+
+	err = verify_newpolicy(p, &r->ext);
+	if (!err)
+		err = sec_ctx_ok(r->tb, &r->ext);
+	if (err)
+		return err;
+	pol = construct(p, r->tb, &r->ext, &err);
+	if (pol == NULL)
+		return err;
+	err = insert(r->x, pol, r->nlh->nlmsg_type == XFRM_MSG_NEWPOLICY);
+	if (err) {
+		free(pol);
+		return err;
+	}
+	notify(r, pol, r->nlh->nlmsg_type);
+	return 0;
+}
+
+static struct xg_policy *
+lookup_byid(struct xg_xfrm *x, const struct xfrm_mark *m, uint32_t if_id, uint8_t type,
+	    uint8_t dir, uint32_t index)
+{
+	struct xg_policy *p;
+
+	if ((index & 7) != dir)
+		return NULL;
+	p = byidx(x, index);
+	if (p && p->type == type && p->if_id == if_id && p->mark.v == m->v && p->mark.m == m->m)
+		return p;
+	return NULL;
+}
+
+int
+xg_pol_get(struct xg_req *r)
+{
+	const struct xfrm_userpolicy_id *p = r->data;
+	bool del = r->nlh->nlmsg_type == XFRM_MSG_DELPOLICY;
+	struct xg_policy *pol;
+	struct xfrm_mark m;
+	uint32_t if_id = 0;
+	uint8_t type;
+	int err;
+
+	err = policy_type(r->tb, &type, &r->ext);
+	if (!err)
+		err = verify_dir(p->dir, &r->ext);
+	if (err)
+		return err;
+	if (r->tb[XFRMA_IF_ID].data)
+		if_id = xg_attr_u32(&r->tb[XFRMA_IF_ID]);
+	xg_mark_get(r->tb, &m);
+	if (p->index) {
+		pol = lookup_byid(r->x, &m, if_id, type, p->dir, p->index);
+	} else {
+		err = sec_ctx_ok(r->tb, &r->ext);
+		if (err)
+			return err;
+		pol = bysel(r->x, type, p->dir, &p->sel, &m, if_id);
+	}
+	if (pol == NULL)
+		return -ENOENT;
+	if (!del) {
+		uint8_t buf[XG_MSG_MAX];
+		struct xg_nlbuf b = { .buf = buf, .cap = sizeof(buf) };
+		size_t len = xg_pol_fill(pol, &b, XFRM_MSG_NEWPOLICY, 0, r->nlh->nlmsg_seq,
+					 r->peer->portid);
+
+		if (len == 0)
+			return -EMSGSIZE;
+		xg_reply(r, buf, len);
+		return 0;
+	}
+	unlink_policy(r->x, pol);
+	notify(r, pol, XFRM_MSG_DELPOLICY);
+	free(pol);
+	return 0;
+}
+
+int
+xg_pol_flush(struct xg_req *r)
+{
+	struct xg_walk *w, *next;
+	uint8_t type;
+	int cnt = 0, err;
+
+	err = policy_type(r->tb, &type, &r->ext);
+	if (err)
+		return err;
+	for (w = r->x->pol_all.next; w != &r->x->pol_all; w = next) {
+		next = w->next;
+		if (w->walker || xg_pol_of(w)->type != type)
+			continue;
+		unlink_policy(r->x, xg_pol_of(w));
+		free(xg_pol_of(w));
+		cnt++;
+	}
+	if (cnt) {
+		uint8_t buf[64];
+		struct xg_nlbuf b = { .buf = buf, .cap = sizeof(buf) };
+		struct xfrm_userpolicy_type upt;
+
+		xg_nl_put_hdr(&b, XFRM_MSG_FLUSHPOLICY, 0, r->nlh->nlmsg_seq, r->nlh->nlmsg_pid, 0);
+		memset(&upt, 0, sizeof(upt));
+		upt.type = type;
+		xg_nl_put(&b, XFRMA_POLICY_TYPE, &upt, sizeof(upt));
+		xg_nl_end(&b);
+		xg_notify(r->x, 1u << (XFRMNLGRP_POLICY - 1), buf, b.len);
+	}
+	return 0;
+}
+
+int
+xg_pol_dump_start(struct xg_req *r)
+{
+	struct xg_xfrm_dump *d = calloc(1, sizeof(*d));
+
+	if (d == NULL)
+		return -ENOMEM;
+	d->kind = XG_DUMP_POLICY;
+	d->seq = r->nlh->nlmsg_seq;
+	d->portid = r->peer->portid;
+	r->x->ops.dump_start(r->peer->opaque, d);
+	return 0;
+}
+
+int
+xg_spdinfo_get(struct xg_req *r)
+{
+	uint8_t buf[128];
+	struct xg_nlbuf b = { .buf = buf, .cap = sizeof(buf) };
+	struct xg_xfrm *x = r->x;
+	struct xfrmu_spdinfo spc = {
+		.incnt = x->pol_count[XFRM_POLICY_IN],
+		.outcnt = x->pol_count[XFRM_POLICY_OUT],
+		.fwdcnt = x->pol_count[XFRM_POLICY_FWD],
+	};
+	struct xfrmu_spdhinfo sph = { .spdhcnt = x->pol_idx_hmask, .spdhmcnt = POLICY_HASHMAX };
+	struct nlmsghdr *nlh;
+
+	nlh = xg_nl_put_hdr(&b, XFRM_MSG_NEWSPDINFO, 0, r->nlh->nlmsg_seq, r->peer->portid,
+			    sizeof(uint32_t));
+	memcpy(NLMSG_DATA(nlh), r->data, sizeof(uint32_t));
+	xg_nl_put(&b, XFRMA_SPD_INFO, &spc, sizeof(spc));
+	xg_nl_put(&b, XFRMA_SPD_HINFO, &sph, sizeof(sph));
+	xg_nl_put(&b, XFRMA_SPD_IPV4_HTHRESH, &x->hthresh4, sizeof(x->hthresh4));
+	xg_nl_put(&b, XFRMA_SPD_IPV6_HTHRESH, &x->hthresh6, sizeof(x->hthresh6));
+	xg_nl_end(&b);
+	xg_reply(r, buf, b.len);
+	return 0;
+}
+
+/* NEWSPDINFO: charon sends it when its configured thresholds differ. The
+ * thresholds only tune the kernel's hashing; they are stored and echoed. */
+int
+xg_spdinfo_set(struct xg_req *r)
+{
+	struct xfrmu_spdhthresh t4 = r->x->hthresh4, t6 = r->x->hthresh6;
+	const struct xg_nla *a4 = &r->tb[XFRMA_SPD_IPV4_HTHRESH];
+	const struct xg_nla *a6 = &r->tb[XFRMA_SPD_IPV6_HTHRESH];
+
+	if (a4->data) {
+		xg_attr_copy(&t4, sizeof(t4), a4);
+		if (t4.lbits > 32 || t4.rbits > 32)
+			return -EINVAL;
+	}
+	if (a6->data) {
+		xg_attr_copy(&t6, sizeof(t6), a6);
+		if (t6.lbits > 128 || t6.rbits > 128)
+			return -EINVAL;
+	}
+	r->x->hthresh4 = t4;
+	r->x->hthresh6 = t6;
+	return 0;
+}

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef XFRM_PRIV_H
+#define XFRM_PRIV_H
+
+/*
+ * The control-plane model of the SAD and SPD, shaped like the kernel's
+ * struct xfrm_state and struct xfrm_policy so that every field a client can
+ * set is stored and echoed back exactly. Private to lib/xfrm.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/xfrm.h>
+
+#include "xg_nl.h"
+#include "xg_xfrm.h"
+
+/* Kernel-internal constants of the XFRM contract (include/net/xfrm.h,
+ * linux/pfkeyv2.h), not exported in the uapi header. */
+#define XFRM_MAX_DEPTH 6
+#define IPSEC_PROTO_ANY 255
+
+#define XG_ATTR_MAX XFRMA_MTIMER_THRESH
+#define XG_MSG_MAX 4096   /* largest message sent to a client (charon reads 4 KiB) */
+
+extern const struct xg_nla_policy xg_xfrma_policy[XG_ATTR_MAX + 1];
+
+/*
+ * Objects sit on one list per table in dump order (newest first). A dump in
+ * progress parks a walker node after the last object it sent, so objects can
+ * be added and deleted between the reads of a dump without invalidating it.
+ */
+struct xg_walk {
+	struct xg_walk *prev, *next;
+	bool walker;
+};
+
+struct xg_sa {
+	struct xg_walk all;     /* first member: list node to object is a cast */
+	struct xg_sa *hnext;    /* chain of the (daddr, spi, proto) hash */
+	struct xfrm_id id;
+	xfrm_address_t saddr;
+	struct xfrm_selector sel;
+	struct xfrm_lifetime_cfg lft;
+	struct xfrm_lifetime_cur curlft;
+	struct xfrm_stats stats;
+	uint32_t seq;
+	uint32_t reqid;
+	uint16_t family;
+	uint8_t mode;
+	uint8_t replay_window;
+	uint8_t flags;
+	uint32_t extra_flags;
+	struct xfrm_mark mark;
+	struct xfrm_mark smark;
+	uint32_t if_id;
+	uint32_t tfcpad;
+	uint32_t mapping_maxage;
+	uint32_t replay_maxdiff;
+	uint32_t replay_maxage;
+	uint64_t lastused;
+	bool has_encap, has_coaddr;
+	struct xfrm_encap_tmpl encap;
+	xfrm_address_t coaddr;
+	struct xfrm_replay_state replay;
+	struct xfrm_replay_state_esn *replay_esn;  /* NULL: legacy window */
+	struct xfrm_algo_aead *aead;  /* key material: wiped before free */
+	struct xfrm_algo_auth *aalg;
+	struct xfrm_algo *ealg;
+};
+
+struct xg_policy {
+	struct xg_walk all;
+	struct xg_policy *inext;   /* chain of the index hash */
+	struct xfrm_selector sel;
+	struct xfrm_lifetime_cfg lft;
+	struct xfrm_lifetime_cur curlft;
+	uint32_t priority;
+	uint32_t index;
+	uint8_t dir;
+	uint8_t action;
+	uint8_t flags;
+	uint8_t type;
+	uint16_t family;
+	struct xfrm_mark mark;
+	uint32_t if_id;
+	uint8_t ntmpl;
+	struct xfrm_user_tmpl tmpl[XFRM_MAX_DEPTH];
+};
+
+#define XG_SA_HASH_SIZE 4096
+#define XG_POL_HASH_SIZE 1024
+
+struct xg_xfrm {
+	struct xg_xfrm_ops ops;
+	struct xg_walk sa_all;
+	struct xg_walk pol_all;
+	struct xg_sa *sa_hash[XG_SA_HASH_SIZE];
+	struct xg_policy *pol_byidx[XG_POL_HASH_SIZE];
+	uint32_t nsa;
+	uint32_t sad_hmask;        /* emulated size of the kernel's SPI hash */
+	uint32_t pol_hmask[XFRM_POLICY_MAX];
+	uint32_t pol_idx_hmask;
+	uint32_t pol_count[XFRM_POLICY_MAX * 2];
+	uint32_t idx_generator;
+	struct xfrmu_spdhthresh hthresh4, hthresh6;
+};
+
+enum xg_dump_kind { XG_DUMP_SA, XG_DUMP_POLICY };
+
+struct xg_xfrm_dump {
+	enum xg_dump_kind kind;
+	struct xg_walk walker;
+	bool started;      /* walker is linked in a list */
+	uint8_t proto;     /* SA dumps: XFRMA_PROTO filter */
+	bool has_filter;
+	struct xfrm_address_filter filter;
+	uint32_t seq;
+	uint32_t portid;
+};
+
+/* One request being handled. */
+struct xg_req {
+	struct xg_xfrm *x;
+	const struct xg_xfrm_peer *peer;
+	const struct nlmsghdr *nlh;
+	const void *data;          /* aligned copy of the fixed header */
+	struct xg_nla tb[XG_ATTR_MAX + 1];
+	struct xg_extack ext;
+};
+
+/* Lists. */
+void xg_walk_init(struct xg_walk *head);
+void xg_walk_add_head(struct xg_walk *head, struct xg_walk *n);
+void xg_walk_del(struct xg_walk *n);
+
+/* Copy an attribute into aligned storage of type-size @p len (zero-padded). */
+void xg_attr_copy(void *dst, size_t len, const struct xg_nla *a);
+uint32_t xg_attr_u32(const struct xg_nla *a);
+void xg_mark_get(const struct xg_nla *tb, struct xfrm_mark *m);
+bool xg_addr_equal(const xfrm_address_t *a, const xfrm_address_t *b, uint16_t family);
+
+/* Algorithms (xfrm_algo.c). Return the canonical name or NULL if refused. */
+const char *xg_algo_aead(const char *name, uint32_t icv_bits);
+struct xg_auth_desc {
+	const char *name;
+	uint16_t trunc_bits;   /* default truncation */
+	uint16_t full_bits;
+};
+const struct xg_auth_desc *xg_algo_auth(const char *name);
+const char *xg_algo_crypt(const char *name, const uint16_t **key_bits);
+bool xg_algo_aead_key_ok(const char *canon, uint32_t key_bits);
+
+/* Handlers (xfrm_sa.c, xfrm_policy.c). Return 0 or a negative errno. */
+int xg_sa_new(struct xg_req *r);
+int xg_sa_del(struct xg_req *r);
+int xg_sa_get(struct xg_req *r);
+int xg_sa_flush(struct xg_req *r);
+int xg_sa_dump_start(struct xg_req *r);
+int xg_sadinfo_get(struct xg_req *r);
+bool xg_sa_dump_match(const struct xg_xfrm_dump *d, const struct xg_sa *sa);
+size_t xg_sa_fill(const struct xg_sa *sa, struct xg_nlbuf *b, uint16_t type, uint16_t flags,
+		  uint32_t seq, uint32_t pid);
+void xg_sa_free(struct xg_sa *sa);
+
+int xg_pol_new(struct xg_req *r);
+int xg_pol_get(struct xg_req *r);
+int xg_pol_flush(struct xg_req *r);
+int xg_pol_dump_start(struct xg_req *r);
+int xg_spdinfo_get(struct xg_req *r);
+int xg_spdinfo_set(struct xg_req *r);
+size_t xg_pol_fill(const struct xg_policy *p, struct xg_nlbuf *b, uint16_t type,
+		   uint16_t flags, uint32_t seq, uint32_t pid);
+
+/* Send a one-message reply built by @p fill (dispatch.c). */
+void xg_reply(struct xg_req *r, const void *msg, size_t len);
+void xg_notify(struct xg_xfrm *x, uint32_t group, const void *msg, size_t len);
+
+static inline struct xg_sa *
+xg_sa_of(struct xg_walk *w)
+{
+	return (struct xg_sa *)w;
+}
+
+static inline struct xg_policy *
+xg_pol_of(struct xg_walk *w)
+{
+	return (struct xg_policy *)w;
+}
+
+#endif /* XFRM_PRIV_H */

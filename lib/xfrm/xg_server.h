@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef XG_SERVER_H
+#define XG_SERVER_H
+
+/**
+ * @file
+ * The XFRM control socket: an AF_UNIX SOCK_SEQPACKET server that speaks
+ * NETLINK_XFRM to many clients (through libxfrmgw-preload.so) and feeds an
+ * xg_xfrm model.
+ *
+ * Thread-safety: one control thread owns the server and calls
+ * xg_server_poll() in its loop; no other function may run concurrently.
+ * No call blocks: a client that stops reading only fills its own bounded
+ * queue.
+ */
+
+#include <stdint.h>
+
+struct xg_server;
+struct xg_xfrm;
+
+/** Counters of the control socket. */
+struct xg_server_stats {
+	uint64_t clients_accepted;
+	uint64_t requests;          /**< datagrams received */
+	uint64_t events_sent;
+	uint64_t events_dropped;    /**< multicast copies dropped: queue full */
+	uint64_t eperm;             /**< requests refused: peer not privileged */
+};
+
+/**
+ * Create the listening socket at @p path (parent directory created with
+ * mode 0700 if missing; socket mode 0600; a stale socket is replaced, a
+ * live one is an error).
+ * @return the server, or NULL with errno set.
+ */
+struct xg_server *xg_server_create(const char *path);
+
+/** The model the server's handlers program (owned by the server). */
+struct xg_xfrm *xg_server_xfrm(struct xg_server *s);
+
+/**
+ * Serve every ready client, waiting at most @p timeout_ms for one.
+ * @return 0, or a negative errno on a fatal error of the listening socket.
+ */
+int xg_server_poll(struct xg_server *s, int timeout_ms);
+
+/** Counters since creation. */
+void xg_server_stats(const struct xg_server *s, struct xg_server_stats *st);
+
+/** Close every client, remove the socket file, free everything. */
+void xg_server_destroy(struct xg_server *s);
+
+#endif /* XG_SERVER_H */

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Install the Debian 12 packages xfrmgw needs to build and test. Idempotent.
+set -eu
+PKGS="build-essential pkg-config meson ninja-build dpdk-dev libdpdk-dev libipsec-mb-dev
+      iproute2 kmod user-mode-linux python3 python3-pytest python3-scapy python3-cryptography
+      strace"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing

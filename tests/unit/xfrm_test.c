@@ -1,0 +1,451 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Unit tests of the netlink codec and the SAD/SPD model: every message type's
+ * minimum size, attribute length rules, truncated and oversized messages,
+ * and the model's identities, index generation and dumps.
+ */
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xfrm_priv.h"
+
+static int failures, checks;
+
+#define CHECK(cond)                                                                   \
+	do {                                                                          \
+		checks++;                                                             \
+		if (!(cond)) {                                                        \
+			failures++;                                                   \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
+				#cond);                                               \
+		}                                                                     \
+	} while (0)
+
+/* What the handlers produced for the last request. */
+static uint8_t out[64][XG_MSG_MAX];
+static size_t outlen[64];
+static int nout, nevents;
+static struct xg_xfrm_dump *dump;
+
+static void
+on_unicast(void *opaque, const void *msg, size_t len)
+{
+	(void)opaque;
+	if (nout < 64) {
+		memcpy(out[nout], msg, len);
+		outlen[nout++] = len;
+	}
+}
+
+static void
+on_multicast(void *ctx, uint32_t group, const void *msg, size_t len)
+{
+	(void)ctx;
+	(void)group;
+	(void)msg;
+	(void)len;
+	nevents++;
+}
+
+static void
+on_dump(void *opaque, struct xg_xfrm_dump *d)
+{
+	(void)opaque;
+	dump = d;
+}
+
+static const struct xg_xfrm_peer peer = { .portid = 4242, .ext_ack = 1 };
+
+/* A request under construction. */
+struct msg {
+	uint8_t buf[4096];
+	struct xg_nlbuf b;
+};
+
+static struct nlmsghdr *
+msg_start(struct msg *m, uint16_t type, uint16_t flags, const void *fixed, size_t len)
+{
+	struct nlmsghdr *nlh;
+
+	memset(m, 0, sizeof(*m));
+	m->b.buf = m->buf;
+	m->b.cap = sizeof(m->buf);
+	nlh = xg_nl_put_hdr(&m->b, type, NLM_F_REQUEST | flags, 7, peer.portid, len);
+	if (len && fixed)
+		memcpy(NLMSG_DATA(nlh), fixed, len);
+	return nlh;
+}
+
+static int
+send_raw(struct xg_xfrm *x, struct msg *m)
+{
+	struct nlmsgerr e;
+
+	nout = 0;
+	xg_xfrm_rcv(x, &peer, m->buf, m->b.len);
+	if (nout == 0)
+		return 1;   /* no answer at all */
+	if (((struct nlmsghdr *)out[0])->nlmsg_type != NLMSG_ERROR)
+		return 0;   /* a data reply */
+	memcpy(&e, NLMSG_DATA((struct nlmsghdr *)out[0]), sizeof(e));
+	return e.error;
+}
+
+static int
+send_msg(struct xg_xfrm *x, struct msg *m)
+{
+	xg_nl_end(&m->b);
+	return send_raw(x, m);
+}
+
+static struct xfrm_usersa_info
+gcm_sa_info(uint32_t spi)
+{
+	struct xfrm_usersa_info p;
+
+	memset(&p, 0, sizeof(p));
+	p.family = AF_INET;
+	p.id.proto = IPPROTO_ESP;
+	p.id.spi = htonl(spi);
+	p.id.daddr.a4 = htonl(0x0a000002);
+	p.saddr.a4 = htonl(0x0a000001);
+	p.mode = XFRM_MODE_TUNNEL;
+	p.lft.soft_byte_limit = p.lft.hard_byte_limit = UINT64_MAX;
+	p.lft.soft_packet_limit = p.lft.hard_packet_limit = UINT64_MAX;
+	return p;
+}
+
+static void
+put_gcm(struct msg *m, const char *name, uint32_t keybits, uint32_t icv)
+{
+	struct {
+		struct xfrm_algo_aead a;
+		uint8_t key[36];
+	} aead;
+
+	memset(&aead, 0, sizeof(aead));
+	strcpy(aead.a.alg_name, name);
+	aead.a.alg_key_len = keybits;
+	aead.a.alg_icv_len = icv;
+	memset(aead.key, 0x5a, sizeof(aead.key));
+	xg_nl_put(&m->b, XFRMA_ALG_AEAD, &aead, sizeof(aead.a) + keybits / 8);
+}
+
+static int
+add_gcm_sa(struct xg_xfrm *x, uint32_t spi)
+{
+	struct xfrm_usersa_info p = gcm_sa_info(spi);
+	struct msg m;
+
+	msg_start(&m, XFRM_MSG_NEWSA, NLM_F_ACK, &p, sizeof(p));
+	put_gcm(&m, "rfc4106(gcm(aes))", 160, 128);
+	return send_msg(x, &m);
+}
+
+static void
+test_parse(void)
+{
+	struct xg_nla tb[XG_ATTR_MAX + 1];
+	struct xg_extack ext = { 0 };
+	struct msg m;
+	struct nlmsghdr *nlh;
+	uint32_t v = 5;
+
+	/* Shorter than the fixed header. */
+	nlh = msg_start(&m, XFRM_MSG_NEWSA, 0, NULL, 8);
+	xg_nl_end(&m.b);
+	CHECK(xg_nl_parse(nlh, sizeof(struct xfrm_usersa_info), tb, XG_ATTR_MAX, xg_xfrma_policy,
+			  &ext) == -EINVAL);
+	/* A u32 attribute with 2 bytes: -ERANGE and the offset of the attribute. */
+	nlh = msg_start(&m, XFRM_MSG_FLUSHPOLICY, 0, NULL, 0);
+	xg_nl_put(&m.b, XFRMA_IF_ID, &v, 2);
+	xg_nl_end(&m.b);
+	CHECK(xg_nl_parse(nlh, 0, tb, XG_ATTR_MAX, xg_xfrma_policy, &ext) == -ERANGE);
+	CHECK(ext.bad_attr_off == NLMSG_HDRLEN);
+	/* Duplicates: the last wins; unknown types are ignored. */
+	nlh = msg_start(&m, XFRM_MSG_FLUSHPOLICY, 0, NULL, 0);
+	xg_nl_put_u32(&m.b, XFRMA_IF_ID, 1);
+	xg_nl_put_u32(&m.b, 200, 1);
+	xg_nl_put_u32(&m.b, XFRMA_IF_ID, 2);
+	xg_nl_end(&m.b);
+	CHECK(xg_nl_parse(nlh, 0, tb, XG_ATTR_MAX, xg_xfrma_policy, &ext) == 0);
+	CHECK(xg_attr_u32(&tb[XFRMA_IF_ID]) == 2);
+	/* nla_len past the message end: the walk stops, no error. */
+	nlh = msg_start(&m, XFRM_MSG_FLUSHPOLICY, 0, NULL, 0);
+	xg_nl_put_u32(&m.b, XFRMA_IF_ID, 1);
+	xg_nl_end(&m.b);
+	((struct nlattr *)NLMSG_DATA(nlh))->nla_len = 64;
+	CHECK(xg_nl_parse(nlh, 0, tb, XG_ATTR_MAX, xg_xfrma_policy, &ext) == 0);
+	CHECK(tb[XFRMA_IF_ID].data == NULL);
+}
+
+/* Each message type answers -EINVAL when shorter than its fixed part. */
+static void
+test_min_sizes(struct xg_xfrm *x)
+{
+	static const struct {
+		uint16_t type;
+		size_t min;
+	} t[] = {
+		{ XFRM_MSG_NEWSA, sizeof(struct xfrm_usersa_info) },
+		{ XFRM_MSG_UPDSA, sizeof(struct xfrm_usersa_info) },
+		{ XFRM_MSG_DELSA, sizeof(struct xfrm_usersa_id) },
+		{ XFRM_MSG_GETSA, sizeof(struct xfrm_usersa_id) },
+		{ XFRM_MSG_NEWPOLICY, sizeof(struct xfrm_userpolicy_info) },
+		{ XFRM_MSG_UPDPOLICY, sizeof(struct xfrm_userpolicy_info) },
+		{ XFRM_MSG_DELPOLICY, sizeof(struct xfrm_userpolicy_id) },
+		{ XFRM_MSG_GETPOLICY, sizeof(struct xfrm_userpolicy_id) },
+		{ XFRM_MSG_FLUSHSA, sizeof(struct xfrm_usersa_flush) },
+		{ XFRM_MSG_GETSADINFO, sizeof(uint32_t) },
+		{ XFRM_MSG_GETSPDINFO, sizeof(uint32_t) },
+	};
+	uint8_t zero[256] = { 0 };
+	struct msg m;
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct nlmsghdr *nlh = msg_start(&m, t[i].type, 0, zero, t[i].min - 1);
+
+		/* Unaligned on purpose: the length, not the padding, counts. */
+		nlh->nlmsg_len = NLMSG_LENGTH(t[i].min - 1);
+		CHECK(send_raw(x, &m) == -EINVAL);
+	}
+	/* Unknown type above XFRM_MSG_MAX. */
+	msg_start(&m, XFRM_MSG_MAX + 1, 0, zero, 4);
+	CHECK(send_msg(x, &m) == -EINVAL);
+	/* A control type without ack flag: no answer, like the kernel. */
+	msg_start(&m, NLMSG_NOOP, 0, zero, 0);
+	CHECK(send_msg(x, &m) == 1);
+}
+
+static void
+test_sa_lifecycle(struct xg_xfrm *x)
+{
+	struct xfrm_usersa_id id;
+	struct xfrm_usersa_info got;
+	struct msg m;
+	struct nlmsghdr *r;
+
+	CHECK(add_gcm_sa(x, 0x100) == 0);
+	CHECK(add_gcm_sa(x, 0x100) == -EEXIST);
+	memset(&id, 0, sizeof(id));
+	id.daddr.a4 = htonl(0x0a000002);
+	id.spi = htonl(0x100);
+	id.family = AF_INET;
+	id.proto = IPPROTO_ESP;
+	msg_start(&m, XFRM_MSG_GETSA, 0, &id, sizeof(id));
+	CHECK(send_msg(x, &m) == 0);
+	r = (struct nlmsghdr *)out[0];
+	CHECK(r->nlmsg_type == XFRM_MSG_NEWSA && r->nlmsg_pid == peer.portid && r->nlmsg_seq == 7);
+	CHECK(!(r->nlmsg_flags & NLM_F_MULTI));
+	memcpy(&got, NLMSG_DATA(r), sizeof(got));
+	CHECK(got.id.spi == htonl(0x100) && got.sel.family == AF_INET);
+	msg_start(&m, XFRM_MSG_DELSA, 0, &id, sizeof(id));
+	CHECK(send_msg(x, &m) == 1);   /* success without NLM_F_ACK: silence */
+	msg_start(&m, XFRM_MSG_DELSA, 0, &id, sizeof(id));
+	CHECK(send_msg(x, &m) == -ESRCH);
+	id.proto = 0;
+	msg_start(&m, XFRM_MSG_GETSA, 0, &id, sizeof(id));
+	CHECK(send_msg(x, &m) == -EINVAL);   /* non-SPI protocol needs XFRMA_SRCADDR */
+}
+
+static void
+test_sa_refusals(struct xg_xfrm *x)
+{
+	struct xfrm_usersa_info p = gcm_sa_info(0x200);
+	struct msg m;
+
+	msg_start(&m, XFRM_MSG_NEWSA, 0, &p, sizeof(p));
+	put_gcm(&m, "rfc4106(gcm(foo))", 160, 128);
+	CHECK(send_msg(x, &m) == -ENOSYS);
+	msg_start(&m, XFRM_MSG_NEWSA, 0, &p, sizeof(p));
+	put_gcm(&m, "rfc4106(gcm(aes))", 136, 128);   /* 13-byte key */
+	CHECK(send_msg(x, &m) == -EINVAL);
+	/* Key length larger than the attribute holds. */
+	msg_start(&m, XFRM_MSG_NEWSA, 0, &p, sizeof(p));
+	put_gcm(&m, "rfc4106(gcm(aes))", 160, 128);
+	((struct xfrm_algo_aead *)(m.buf + m.b.len - 20 - sizeof(struct xfrm_algo_aead)))
+		->alg_key_len = 4000;
+	CHECK(send_msg(x, &m) == -EINVAL);
+	p.id.proto = IPPROTO_AH;
+	msg_start(&m, XFRM_MSG_NEWSA, 0, &p, sizeof(p));
+	CHECK(send_msg(x, &m) == -EINVAL);   /* AH without AUTH */
+	p = gcm_sa_info(0x201);
+	p.family = 99;
+	msg_start(&m, XFRM_MSG_NEWSA, 0, &p, sizeof(p));
+	put_gcm(&m, "rfc4106(gcm(aes))", 160, 128);
+	CHECK(send_msg(x, &m) == -EINVAL);
+	p = gcm_sa_info(0x202);
+	p.sel.family = AF_INET;
+	p.sel.prefixlen_d = 33;
+	msg_start(&m, XFRM_MSG_NEWSA, 0, &p, sizeof(p));
+	put_gcm(&m, "rfc4106(gcm(aes))", 160, 128);
+	CHECK(send_msg(x, &m) == -EINVAL);
+	{
+		struct xfrm_replay_state_esn esn = { .bmp_len = 129, .replay_window = 32 };
+
+		p = gcm_sa_info(0x203);
+		p.flags = XFRM_STATE_ESN;
+		msg_start(&m, XFRM_MSG_NEWSA, 0, &p, sizeof(p));
+		put_gcm(&m, "rfc4106(gcm(aes))", 160, 128);
+		xg_nl_put(&m.b, XFRMA_REPLAY_ESN_VAL, &esn, sizeof(esn));
+		CHECK(send_msg(x, &m) == -EINVAL);   /* bmp_len > 128 */
+	}
+	{
+		uint32_t nsa, npol;
+
+		xg_xfrm_counts(x, &nsa, &npol);
+		CHECK(nsa == 0);
+	}
+}
+
+static int
+add_policy(struct xg_xfrm *x, uint8_t dir, uint8_t plen, uint32_t index, uint16_t type)
+{
+	struct xfrm_userpolicy_info p;
+	struct msg m;
+
+	memset(&p, 0, sizeof(p));
+	p.sel.family = AF_INET;
+	p.sel.prefixlen_d = plen;
+	p.dir = dir;
+	p.index = index;
+	p.lft.soft_byte_limit = UINT64_MAX;
+	msg_start(&m, type, NLM_F_ACK, &p, sizeof(p));
+	return send_msg(x, &m);
+}
+
+static uint32_t
+policy_index_of_last_event(struct xg_xfrm *x, uint8_t dir, uint8_t plen)
+{
+	struct xfrm_userpolicy_id id;
+	struct xfrm_userpolicy_info got;
+	struct msg m;
+
+	memset(&id, 0, sizeof(id));
+	id.sel.family = AF_INET;
+	id.sel.prefixlen_d = plen;
+	id.dir = dir;
+	msg_start(&m, XFRM_MSG_GETPOLICY, 0, &id, sizeof(id));
+	if (send_msg(x, &m) != 0)
+		return 0;
+	memcpy(&got, NLMSG_DATA((struct nlmsghdr *)out[0]), sizeof(got));
+	return got.index;
+}
+
+static void
+test_policy_index(struct xg_xfrm *x)
+{
+	CHECK(add_policy(x, XFRM_POLICY_IN, 1, 0, XFRM_MSG_NEWPOLICY) == 0);
+	CHECK(policy_index_of_last_event(x, XFRM_POLICY_IN, 1) == 8);
+	CHECK(add_policy(x, XFRM_POLICY_OUT, 2, 0, XFRM_MSG_NEWPOLICY) == 0);
+	CHECK(policy_index_of_last_event(x, XFRM_POLICY_OUT, 2) == 9);
+	CHECK(add_policy(x, XFRM_POLICY_IN, 3, 0, XFRM_MSG_NEWPOLICY) == 0);
+	CHECK(policy_index_of_last_event(x, XFRM_POLICY_IN, 3) == 16);
+	CHECK(add_policy(x, XFRM_POLICY_OUT, 2, 0, XFRM_MSG_NEWPOLICY) == -EEXIST);
+	CHECK(add_policy(x, XFRM_POLICY_OUT, 2, 0, XFRM_MSG_UPDPOLICY) == 0);
+	CHECK(policy_index_of_last_event(x, XFRM_POLICY_OUT, 2) == 9);   /* kept on update */
+	CHECK(add_policy(x, XFRM_POLICY_FWD, 4, 0x1001, XFRM_MSG_NEWPOLICY) == -EINVAL);
+	CHECK(add_policy(x, XFRM_POLICY_FWD, 4, 0x1002, XFRM_MSG_NEWPOLICY) == 0);
+	CHECK(policy_index_of_last_event(x, XFRM_POLICY_FWD, 4) == 0x1002);
+	CHECK(add_policy(x, 3, 5, 0, XFRM_MSG_NEWPOLICY) == -EINVAL);   /* socket dir */
+}
+
+/* A dump must survive deletions between its reads and never repeat. */
+static void
+test_dump_resume(struct xg_xfrm *x)
+{
+	uint8_t buf[XG_MSG_MAX];
+	struct xfrm_usersa_info got;
+	struct xfrm_usersa_id id;
+	struct msg m;
+	uint32_t seen = 0;
+	int done = 0, parts = 0;
+	uint32_t spi;
+
+	for (spi = 0x300; spi < 0x308; spi++)
+		CHECK(add_gcm_sa(x, spi) == 0);
+	dump = NULL;
+	msg_start(&m, XFRM_MSG_GETSA, NLM_F_DUMP, NULL, 0);
+	CHECK(send_msg(x, &m) == 1);   /* no ack for a dump */
+	CHECK(dump != NULL);
+	while (dump && !done) {
+		size_t len = xg_xfrm_dump_next(x, dump, buf, sizeof(buf), &done);
+		struct nlmsghdr *r = (struct nlmsghdr *)buf;
+
+		CHECK(len > 0);
+		if (done) {
+			CHECK(r->nlmsg_type == NLMSG_DONE && (r->nlmsg_flags & NLM_F_MULTI));
+			break;
+		}
+		CHECK(r->nlmsg_flags & NLM_F_MULTI);
+		memcpy(&got, NLMSG_DATA(r), sizeof(got));
+		spi = ntohl(got.id.spi);
+		CHECK(!(seen & (1u << (spi - 0x300))));
+		seen |= 1u << (spi - 0x300);
+		parts++;
+		if (parts == 2) {
+			/* Delete the SA the walk stands after and the next one. */
+			memset(&id, 0, sizeof(id));
+			id.daddr.a4 = htonl(0x0a000002);
+			id.family = AF_INET;
+			id.proto = IPPROTO_ESP;
+			id.spi = got.id.spi;
+			msg_start(&m, XFRM_MSG_DELSA, 0, &id, sizeof(id));
+			CHECK(send_msg(x, &m) == 1);
+			id.spi = htonl(spi - 1);
+			msg_start(&m, XFRM_MSG_DELSA, 0, &id, sizeof(id));
+			CHECK(send_msg(x, &m) == 1);
+		}
+	}
+	CHECK(parts == 7);   /* 8 SAs, one deleted before the walk reached it */
+	xg_xfrm_dump_free(x, dump);
+	dump = NULL;
+}
+
+static void
+test_ack_format(void)
+{
+	struct xg_extack ext = { .msg = "Invalid policy direction" };
+	struct nlmsghdr req = { .nlmsg_len = NLMSG_LENGTH(64), .nlmsg_seq = 3 };
+	uint8_t buf[512], reqbuf[NLMSG_LENGTH(64)] = { 0 };
+	struct nlmsghdr *r = (struct nlmsghdr *)buf;
+	size_t len;
+
+	memcpy(reqbuf, &req, sizeof(req));
+	len = xg_nl_build_ack(buf, sizeof(buf), (struct nlmsghdr *)reqbuf, -EINVAL, 9, 0, 1, &ext);
+	CHECK(len == r->nlmsg_len);
+	CHECK(r->nlmsg_type == NLMSG_ERROR && r->nlmsg_pid == 9 && r->nlmsg_seq == 3);
+	CHECK(r->nlmsg_flags == NLM_F_ACK_TLVS);   /* request echoed: not capped */
+	CHECK(len == NLMSG_LENGTH(sizeof(struct nlmsgerr) + 64) +
+			     NLA_ALIGN(NLA_HDRLEN + strlen(ext.msg) + 1));
+	len = xg_nl_build_ack(buf, sizeof(buf), (struct nlmsghdr *)reqbuf, 0, 9, 0, 1, &ext);
+	CHECK(r->nlmsg_flags == (NLM_F_CAPPED | NLM_F_ACK_TLVS));
+	len = xg_nl_build_ack(buf, sizeof(buf), (struct nlmsghdr *)reqbuf, 0, 9, 0, 0, &ext);
+	CHECK(len == NLMSG_LENGTH(sizeof(struct nlmsgerr)) && r->nlmsg_flags == NLM_F_CAPPED);
+}
+
+int
+main(void)
+{
+	struct xg_xfrm_ops ops = {
+		.unicast = on_unicast, .multicast = on_multicast, .dump_start = on_dump,
+	};
+	struct xg_xfrm *x = xg_xfrm_create(&ops);
+
+	test_parse();
+	test_ack_format();
+	test_min_sizes(x);
+	test_sa_lifecycle(x);
+	test_sa_refusals(x);
+	test_policy_index(x);
+	test_dump_resume(x);
+	CHECK(nevents > 0);
+	xg_xfrm_destroy(x);
+	printf("%d passed, %d failed\n", checks - failures, failures);
+	return failures ? 1 : 0;
+}
