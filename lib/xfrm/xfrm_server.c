@@ -374,10 +374,12 @@ xg_server_poll(struct xg_server *s, int timeout_ms)
 		if (!service(c, ev[i].events))
 			c->dead = true;
 	}
-	/* Events queued by one client's request go out to the others here. */
+	/* Events queued by one client's request go out to the others here.
+	 * A queue that drains must restart its dump at once: with an empty
+	 * queue nothing else would wake it. */
 	for (c = s->clients; c; c = next) {
 		next = c->next;
-		if (!c->dead && !flush_queue(c))
+		if (!c->dead && !(flush_queue(c) && run_dump(c)))
 			c->dead = true;
 		if (c->dead)
 			client_free(c);
