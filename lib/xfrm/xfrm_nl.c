@@ -37,6 +37,7 @@ xg_nl_parse(const struct nlmsghdr *nlh, size_t hdrlen, struct xg_nla *tb, int ma
 			if (plen < pol[type].minlen) {
 				ext->msg = "Attribute failed policy validation";
 				ext->bad_attr_off = (uint32_t)off;
+				ext->bad_attr_kind = pol[type].kind;
 				return -ERANGE;
 			}
 			tb[type].data = base + off + NLA_HDRLEN;
@@ -45,6 +46,10 @@ xg_nl_parse(const struct nlmsghdr *nlh, size_t hdrlen, struct xg_nla *tb, int ma
 		}
 		off += NLA_ALIGN(nla.nla_len);
 	}
+	/* Not an error for these legacy families, but the kernel still leaves
+	 * the text in the extended ack, where a later error may replace it. */
+	if (off < end)
+		ext->msg = "bytes leftover after parsing attributes";
 	return 0;
 }
 
@@ -118,6 +123,10 @@ xg_nl_end(struct xg_nlbuf *b)
 	nlh->nlmsg_len = (uint32_t)b->len;
 }
 
+/* NLMSGERR_ATTR_POLICY describes an integer attribute's policy; the kernel
+ * writes nothing for length-only (binary) attributes. */
+#define POLICY_TLV_LEN (NLA_HDRLEN + 2 * NLA_ALIGN(NLA_HDRLEN + 8) + NLA_ALIGN(NLA_HDRLEN + 4))
+
 static size_t
 ack_tlv_len(int err, const struct xg_extack *ext)
 {
@@ -125,9 +134,32 @@ ack_tlv_len(int err, const struct xg_extack *ext)
 
 	if (ext->msg)
 		n += NLA_ALIGN(NLA_HDRLEN + strlen(ext->msg) + 1);
-	if (err && ext->bad_attr_off)
+	if (err && ext->bad_attr_off) {
 		n += NLA_ALIGN(NLA_HDRLEN + sizeof(uint32_t));
+		if (ext->bad_attr_kind != XG_NLA_BINARY)
+			n += POLICY_TLV_LEN;
+	}
 	return n;
+}
+
+static void
+put_policy(struct xg_nlbuf *b, uint8_t kind)
+{
+	static const uint64_t max[] = { 0, UINT8_MAX, UINT32_MAX, UINT64_MAX };
+	static const uint32_t type[] = { 0, NL_ATTR_TYPE_U8, NL_ATTR_TYPE_U32, NL_ATTR_TYPE_U64 };
+	uint64_t zero = 0;
+	struct nlattr nest = { .nla_len = POLICY_TLV_LEN,
+			       .nla_type = NLA_F_NESTED | NLMSGERR_ATTR_POLICY };
+
+	if (b->len + NLA_HDRLEN > b->cap) {
+		b->overflow = 1;
+		return;
+	}
+	memcpy(b->buf + b->len, &nest, sizeof(nest));
+	b->len += NLA_HDRLEN;
+	xg_nl_put(b, NL_POLICY_TYPE_ATTR_MIN_VALUE_U, &zero, sizeof(zero));
+	xg_nl_put(b, NL_POLICY_TYPE_ATTR_MAX_VALUE_U, &max[kind], sizeof(max[kind]));
+	xg_nl_put_u32(b, NL_POLICY_TYPE_ATTR_TYPE, type[kind]);
 }
 
 size_t
@@ -161,8 +193,11 @@ xg_nl_build_ack(uint8_t *out, size_t cap, const struct nlmsghdr *req, int err, u
 		       echo);
 	if (tlv && ext->msg)
 		xg_nl_put(&b, NLMSGERR_ATTR_MSG, ext->msg, strlen(ext->msg) + 1);
-	if (tlv && err && ext->bad_attr_off)
+	if (tlv && err && ext->bad_attr_off) {
 		xg_nl_put_u32(&b, NLMSGERR_ATTR_OFFS, ext->bad_attr_off);
+		if (ext->bad_attr_kind != XG_NLA_BINARY)
+			put_policy(&b, ext->bad_attr_kind);
+	}
 	xg_nl_end(&b);
 	return b.overflow ? 0 : b.len;
 }

@@ -22,9 +22,18 @@
 
 #define XG_NL_MAX_ATTR 40
 
+/** Kind of an attribute, as the kernel's nla_policy type. */
+enum xg_nla_kind {
+	XG_NLA_BINARY = 0,  /**< NLA_UNSPEC with a minimum length */
+	XG_NLA_U8,
+	XG_NLA_U32,
+	XG_NLA_U64,
+};
+
 /** Minimum payload length of one attribute type; 0 means "any length". */
 struct xg_nla_policy {
 	uint16_t minlen;
+	uint8_t kind;       /**< enum xg_nla_kind */
 };
 
 /** An attribute found in a request: points into the request buffer. */
@@ -38,6 +47,7 @@ struct xg_nla {
 struct xg_extack {
 	const char *msg;      /**< static string, or NULL */
 	uint32_t bad_attr_off; /**< offset of the offending attribute, 0 if none */
+	uint8_t bad_attr_kind; /**< its enum xg_nla_kind, for NLMSGERR_ATTR_POLICY */
 };
 
 /**
