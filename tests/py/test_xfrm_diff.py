@@ -5,10 +5,12 @@ Every scenario runs in the same order against both, after flushing both tables.
 Outputs, error messages and exit codes must match after normalising
 timestamps only. One UML boot serves the whole module.
 """
+import os
 import re
 
 import pytest
 
+import conftest
 import uml
 
 K16 = "0x00112233445566778899aabbccddeeff"
@@ -31,7 +33,11 @@ def sa(spi, rest, addrs=V4, op="add"):
     return "%s %s %s proto esp spi %s %s" % (ST, op, addrs, spi, rest)
 
 
+TUTORIAL = os.path.join(conftest.BUILD, "tests", "xfrm_tutorial")
+
 SCENARIOS = {
+    # The XFRM tutorial's raw-socket program, then what ip shows of its policy.
+    "tutorial_program": [TUTORIAL, POL + " list", "ip -s xfrm policy list", TUTORIAL],
     "gcm_modes_families": [
         sa("0x1000", "reqid 1 mode tunnel %s %s 128" % (GCM, K20)),
         sa("0x1001", "mode transport %s %s 128 sel src 2001:db8::1 dst 2001:db8::2 proto tcp "
@@ -197,7 +203,6 @@ def kernel_results():
 
 @pytest.fixture(scope="module")
 def gateway_results(tmp_path_factory):
-    import conftest
     d = conftest.Daemon(str(tmp_path_factory.mktemp("gw") / "x.sock"))
     try:
         out = {i: d.sh(c) for i, (_, c) in enumerate(flat_commands())}
