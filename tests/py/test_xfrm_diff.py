@@ -106,6 +106,15 @@ SCENARIOS = {
         sa("0x5007", "mode tunnel enc 'cbc(aes)' %s auth-trunc 'hmac(sha1)' %s 200"
            % (K16, K20)),
         sa("0x5008", "mode tunnel flag esn %s %s 128" % (GCM, K20)),
+        sa("0x5009", "mode tunnel enc 'cbc(foo)' %s auth sha1 %s" % (K16, K20)),
+        sa("0x500a", "mode tunnel aead 'rfc4106(gcm(foo))' %s 128" % K20),
+        sa("0x500b", "mode tunnel enc aes %s auth-trunc 'hmac(foo)' %s 96" % (K16, K20)),
+        sa("0x500c", "mode tunnel aead 'rfc4106(gcm(aes))' %s 32" % K20),
+        sa("0x500d", "mode tunnel aead 'rfc7539esp(chacha20,poly1305)' %s 128" % K20),
+        sa("0x500e", "mode tunnel enc 'rfc3686(ctr(aes))' %s auth sha1 %s" % (K16, K20)),
+        sa("0x0", "mode tunnel %s %s 128" % (GCM, K20)),
+        sa("0x500f", "mode tunnel %s %s 128 sel src 10.0.0.0/8 dst 0.0.0.0/0 proto udp "
+           "sport 500 dport 4500" % (GCM, K20)),
         ST + " delete %s proto esp spi 0x5999" % V4,
         ST + " get %s proto esp spi 0x5999" % V4,
         ST + " delete %s proto esp spi 0x5000" % V6,

@@ -1,0 +1,137 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The daemon's life cycle and its socket file."""
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import conftest
+import nl
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def start(*opts):
+    return subprocess.Popen([conftest.XFRMGW] + conftest.EAL + ["--"] + list(opts),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_socket(path, proc, timeout=20):
+    deadline = time.time() + timeout
+    while not os.path.exists(path):
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() < deadline
+        time.sleep(0.02)
+
+
+def stop(proc, sig=signal.SIGTERM):
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=20)
+    return proc.returncode, out
+
+
+def test_default_socket_modes():
+    path = "/run/xfrmgw/xfrm.sock"
+    if os.path.exists(path):
+        pytest.fail("a daemon already uses the default socket %s" % path)
+    made_dir = not os.path.exists("/run/xfrmgw")
+    p = start()
+    try:
+        wait_socket(path, p)
+        st = os.lstat(path)
+        assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+        if made_dir:
+            assert stat.S_IMODE(os.lstat("/run/xfrmgw").st_mode) == 0o700
+        # The preload library finds it without XFRMGW_SOCKET.
+        env = dict(os.environ, LD_PRELOAD=conftest.PRELOAD)
+        env.pop("XFRMGW_SOCKET", None)
+        r = subprocess.run(["ip", "xfrm", "policy", "count"], env=env, capture_output=True,
+                           text=True)
+        assert r.returncode == 0 and "SPD IN  0 OUT 0 FWD 0" in r.stdout
+    finally:
+        rc, out = stop(p, signal.SIGINT)
+        if made_dir and os.path.isdir("/run/xfrmgw"):
+            os.rmdir("/run/xfrmgw")
+    assert rc == 0, out
+    assert not os.path.exists(path)
+
+
+def test_refuses_writable_parent(tmp_path):
+    d = tmp_path / "open"
+    d.mkdir()
+    os.chmod(d, 0o777)
+    p = start("--xfrm-socket", str(d / "x.sock"))
+    out, _ = p.communicate(timeout=20)
+    assert p.returncode != 0
+    assert "Operation not permitted" in out
+    assert not os.path.exists(d / "x.sock")
+
+
+def test_live_socket_kept_stale_socket_replaced(tmp_path):
+    path = str(tmp_path / "x.sock")
+    # A stale socket file: bound, never listened to, closed.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.bind(path)
+    s.close()
+    first = start("--xfrm-socket", path)
+    try:
+        time.sleep(0.5)
+        assert first.poll() is None, first.stdout.read()
+        second = start("--xfrm-socket", path)
+        out, _ = second.communicate(timeout=20)
+        assert second.returncode != 0 and "Address already in use" in out
+        env = dict(os.environ, LD_PRELOAD=conftest.PRELOAD, XFRMGW_SOCKET=path)
+        r = subprocess.run(["ip", "xfrm", "state", "count"], env=env, capture_output=True,
+                           text=True)
+        assert r.returncode == 0 and "SAD count 0" in r.stdout
+    finally:
+        rc, out = stop(first)
+    assert rc == 0, out
+    assert not os.path.exists(path)
+
+
+def test_bad_option_exits_2():
+    p = start("--no-such-option")
+    p.communicate(timeout=20)
+    assert p.returncode == 2
+
+
+def test_requester_that_never_reads(daemon):
+    # A client floods requests and reads nothing: the daemon stops reading
+    # it once its answers are queued, and keeps serving everyone else.
+    flood = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import sys, time
+        sys.path.insert(0, %r)
+        import nl
+        s = nl.XfrmSocket()
+        s.s.setblocking(False)
+        sent = 0
+        try:
+            for i in range(200000):
+                s.send(nl.msg(nl.XFRM_MSG_GETSPDINFO, bytes(4), nl.NLM_F_REQUEST, i, s.portid))
+                sent += 1
+        except BlockingIOError:
+            pass
+        print(sent, flush=True)
+        time.sleep(30)
+    """) % HERE], env=daemon.env(), stdout=subprocess.PIPE, text=True)
+    try:
+        sent = int(flood.stdout.readline())
+        assert sent > 100
+        t0 = time.time()
+        for i in range(50):
+            rc, out, err = daemon.sh("ip xfrm policy add src 10.0.%d.0/24 dst 10.1.0.0/16 "
+                                     "dir out" % i)
+            assert rc == 0, err
+        assert time.time() - t0 < 30
+        rc, out, err = daemon.sh("ip xfrm policy count")
+        assert "OUT 50" in out
+    finally:
+        flood.kill()
+        flood.wait()
