@@ -183,6 +183,61 @@ test_parse(void)
 	CHECK(tb[XFRMA_IF_ID].data == NULL);
 }
 
+/* Every attribute with a length rule: one byte short is -ERANGE at that
+ * attribute, the exact minimum parses. */
+static void
+test_attr_lengths(void)
+{
+	uint8_t payload[600];
+	struct xg_nla tb[XG_ATTR_MAX + 1];
+	int type;
+
+	memset(payload, 0x11, sizeof(payload));
+	for (type = 1; type <= XG_ATTR_MAX; type++) {
+		uint16_t min = xg_xfrma_policy[type].minlen;
+		struct xg_extack ext = { 0 };
+		struct nlmsghdr *nlh;
+		struct msg m;
+
+		if (min == 0)
+			continue;
+		nlh = msg_start(&m, XFRM_MSG_FLUSHPOLICY, 0, NULL, 0);
+		xg_nl_put(&m.b, (uint16_t)type, payload, min - 1u);
+		xg_nl_end(&m.b);
+		CHECK(xg_nl_parse(nlh, 0, tb, XG_ATTR_MAX, xg_xfrma_policy, &ext) == -ERANGE);
+		CHECK(ext.bad_attr_off == NLMSG_HDRLEN);
+		nlh = msg_start(&m, XFRM_MSG_FLUSHPOLICY, 0, NULL, 0);
+		xg_nl_put(&m.b, (uint16_t)type, payload, min);
+		xg_nl_end(&m.b);
+		CHECK(xg_nl_parse(nlh, 0, tb, XG_ATTR_MAX, xg_xfrma_policy, &ext) == 0);
+		CHECK(tb[type].data != NULL && tb[type].len == min);
+	}
+}
+
+/* A datagram whose second message claims more bytes than remain: the first
+ * is answered, the second dropped without an answer, like the kernel. */
+static void
+test_oversized(struct xg_xfrm *x)
+{
+	uint8_t zero[4] = { 0 };
+	uint8_t dgram[128];
+	struct msg m;
+	size_t len;
+
+	msg_start(&m, XFRM_MSG_GETSPDINFO, 0, zero, 4);
+	xg_nl_end(&m.b);
+	len = m.b.len;
+	memcpy(dgram, m.buf, len);
+	memcpy(dgram + len, m.buf, len);
+	((struct nlmsghdr *)(dgram + len))->nlmsg_len = 100;
+	nout = 0;
+	CHECK(xg_xfrm_rcv(x, &peer, dgram, 2 * len) == 1);
+	CHECK(nout == 1 && ((struct nlmsghdr *)out[0])->nlmsg_type == XFRM_MSG_NEWSPDINFO);
+	/* Truncated header: nothing at all. */
+	nout = 0;
+	CHECK(xg_xfrm_rcv(x, &peer, dgram, NLMSG_HDRLEN - 1) == 0 && nout == 0);
+}
+
 /* Each message type answers -EINVAL when shorter than its fixed part. */
 static void
 test_min_sizes(struct xg_xfrm *x)
@@ -439,7 +494,9 @@ main(void)
 
 	test_parse();
 	test_ack_format();
+	test_attr_lengths();
 	test_min_sizes(x);
+	test_oversized(x);
 	test_sa_lifecycle(x);
 	test_sa_refusals(x);
 	test_policy_index(x);
