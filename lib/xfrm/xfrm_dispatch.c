@@ -169,6 +169,42 @@ xg_mark_get(const struct xg_nla *tb, struct xfrm_mark *m)
 		m->v = m->m = 0;
 }
 
+int
+xg_selector_verify(const struct xfrm_selector *sel, uint16_t family, bool allow_unspec,
+		   const char *bad_family, struct xg_extack *e)
+{
+	uint8_t max = family == AF_INET ? 32 : 128;
+
+	if (family == AF_UNSPEC && allow_unspec)
+		return 0;
+	if (family != AF_INET && family != AF_INET6) {
+		e->msg = bad_family;
+		return -EINVAL;
+	}
+	if (sel->prefixlen_d > max || sel->prefixlen_s > max) {
+		e->msg = family == AF_INET ?
+				 "Invalid prefix length in selector (must be <= 32 for IPv4)" :
+				 "Invalid prefix length in selector (must be <= 128 for IPv6)";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+xg_sec_ctx_verify(const struct xg_nla *tb, struct xg_extack *e)
+{
+	struct xfrm_user_sec_ctx u;
+
+	if (!tb[XFRMA_SEC_CTX].data)
+		return 0;
+	xg_attr_copy(&u, sizeof(u), &tb[XFRMA_SEC_CTX]);
+	if (u.len > tb[XFRMA_SEC_CTX].len || u.len != sizeof(u) + u.ctx_len) {
+		e->msg = "Invalid security context length";
+		return -EINVAL;
+	}
+	return 0;
+}
+
 bool
 xg_addr_equal(const xfrm_address_t *a, const xfrm_address_t *b, uint16_t family)
 {

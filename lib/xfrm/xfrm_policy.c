@@ -76,23 +76,8 @@ verify_newpolicy(const struct xfrm_userpolicy_info *p, struct xg_extack *e)
 		e->msg = "Invalid policy action";
 		return -EINVAL;
 	}
-	switch (p->sel.family) {
-	case AF_INET:
-		if (p->sel.prefixlen_d > 32 || p->sel.prefixlen_s > 32) {
-			e->msg = "Invalid prefix length in selector (must be <= 32 for IPv4)";
-			return -EINVAL;
-		}
-		break;
-	case AF_INET6:
-		if (p->sel.prefixlen_d > 128 || p->sel.prefixlen_s > 128) {
-			e->msg = "Invalid prefix length in selector (must be <= 128 for IPv6)";
-			return -EINVAL;
-		}
-		break;
-	default:
-		e->msg = "Invalid selector family";
+	if (xg_selector_verify(&p->sel, p->sel.family, false, "Invalid selector family", e))
 		return -EINVAL;
-	}
 	if (verify_dir(p->dir, e))
 		return -EINVAL;
 	if (p->index && (p->index & 7) != p->dir) {
@@ -203,21 +188,6 @@ copy_tmpl(struct xg_policy *pol, const struct xg_nla *a, int dir, struct xg_exta
 		t->calgos = ut[i].calgos;
 	}
 	pol->ntmpl = (uint8_t)nr;
-	return 0;
-}
-
-static int
-sec_ctx_ok(const struct xg_nla *tb, struct xg_extack *e)
-{
-	struct xfrm_user_sec_ctx u;
-
-	if (!tb[XFRMA_SEC_CTX].data)
-		return 0;
-	xg_attr_copy(&u, sizeof(u), &tb[XFRMA_SEC_CTX]);
-	if (u.len > tb[XFRMA_SEC_CTX].len || u.len != sizeof(u) + u.ctx_len) {
-		e->msg = "Invalid security context length";
-		return -EINVAL;
-	}
 	return 0;
 }
 
@@ -419,7 +389,7 @@ xg_pol_new(struct xg_req *r)
 
 	err = verify_newpolicy(p, &r->ext);
 	if (!err)
-		err = sec_ctx_ok(r->tb, &r->ext);
+		err = xg_sec_ctx_verify(r->tb, &r->ext);
 	if (err)
 		return err;
 	pol = construct(p, r->tb, &r->ext, &err);
@@ -470,7 +440,7 @@ xg_pol_get(struct xg_req *r)
 	if (p->index) {
 		pol = lookup_byid(r->x, &m, if_id, type, p->dir, p->index);
 	} else {
-		err = sec_ctx_ok(r->tb, &r->ext);
+		err = xg_sec_ctx_verify(r->tb, &r->ext);
 		if (err)
 			return err;
 		pol = bysel(r->x, type, p->dir, &p->sel, &m, if_id);

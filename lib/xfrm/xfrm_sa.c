@@ -65,29 +65,6 @@ sa_lookup(struct xg_xfrm *x, uint32_t mark, const xfrm_address_t *daddr, uint32_
 }
 
 static int
-check_selector_prefix(uint16_t family, const struct xfrm_selector *sel, struct xg_extack *e)
-{
-	switch (family) {
-	case AF_UNSPEC:
-		return 0;
-	case AF_INET:
-		if (sel->prefixlen_d > 32 || sel->prefixlen_s > 32) {
-			e->msg = "Invalid prefix length in selector (must be <= 32 for IPv4)";
-			return -EINVAL;
-		}
-		return 0;
-	case AF_INET6:
-		if (sel->prefixlen_d > 128 || sel->prefixlen_s > 128) {
-			e->msg = "Invalid prefix length in selector (must be <= 128 for IPv6)";
-			return -EINVAL;
-		}
-		return 0;
-	}
-	e->msg = "Invalid address family in selector";
-	return -EINVAL;
-}
-
-static int
 verify_proto(const struct xfrm_usersa_info *p, const struct xg_nla *tb, struct xg_extack *e)
 {
 	bool auth = tb[XFRMA_ALG_AUTH].data || tb[XFRMA_ALG_AUTH_TRUNC].data;
@@ -197,21 +174,6 @@ verify_algs(const struct xg_nla *tb, struct xg_extack *e)
 }
 
 static int
-verify_sec_ctx(const struct xg_nla *tb, struct xg_extack *e)
-{
-	struct xfrm_user_sec_ctx u;
-
-	if (!tb[XFRMA_SEC_CTX].data)
-		return 0;
-	xg_attr_copy(&u, sizeof(u), &tb[XFRMA_SEC_CTX]);
-	if (u.len > tb[XFRMA_SEC_CTX].len || u.len != sizeof(u) + u.ctx_len) {
-		e->msg = "Invalid security context length";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int
 verify_replay(const struct xfrm_usersa_info *p, const struct xg_nla *tb, struct xg_extack *e)
 {
 	const struct xg_nla *a = &tb[XFRMA_REPLAY_ESN_VAL];
@@ -256,13 +218,13 @@ verify_newsa(const struct xfrm_usersa_info *p, const struct xg_nla *tb, struct x
 	}
 	if (!family && !(p->flags & XFRM_STATE_AF_UNSPEC))
 		family = p->family;
-	err = check_selector_prefix(family, &p->sel, e);
+	err = xg_selector_verify(&p->sel, family, true, "Invalid address family in selector", e);
 	if (!err)
 		err = verify_proto(p, tb, e);
 	if (!err)
 		err = verify_algs(tb, e);
 	if (!err)
-		err = verify_sec_ctx(tb, e);
+		err = xg_sec_ctx_verify(tb, e);
 	if (!err)
 		err = verify_replay(p, tb, e);
 	if (err)
