@@ -18,6 +18,7 @@
 #include <rte_log.h>
 #include <rte_mbuf.h>
 
+#include "xg_config.h"
 #include "xg_port.h"
 #include "xg_server.h"
 #include "xg_xfrm.h"
@@ -32,6 +33,7 @@ RTE_LOG_REGISTER(xg_main_logtype, xfrmgw.main, INFO);
 
 struct options {
 	const char *socket_path;
+	const char *config_path;   /* NULL: embedded defaults */
 	unsigned int run_seconds;  /* 0: until signalled */
 };
 
@@ -49,6 +51,7 @@ usage(const char *prog)
 {
 	printf("Usage: %s [EAL options] -- [options]\n"
 	       "  --xfrm-socket PATH   XFRM netlink control socket (default %s)\n"
+	       "  --config FILE        configuration (rte_cfgfile INI, see conf/xfrmgw.conf)\n"
 	       "  --run-seconds N      exit after N seconds (0: run until SIGTERM/SIGINT)\n"
 	       "  -h, --help           this text\n",
 	       prog, DEFAULT_SOCKET);
@@ -59,6 +62,7 @@ parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 		{ "xfrm-socket", required_argument, NULL, 's' },
+		{ "config", required_argument, NULL, 'c' },
 		{ "run-seconds", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -67,12 +71,16 @@ parse_options(int argc, char **argv, struct options *o)
 	int c;
 
 	o->socket_path = DEFAULT_SOCKET;
+	o->config_path = NULL;
 	o->run_seconds = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			o->socket_path = optarg;
+			break;
+		case 'c':
+			o->config_path = optarg;
 			break;
 		case 't':
 			o->run_seconds = (unsigned int)strtoul(optarg, &end, 10);
@@ -88,6 +96,53 @@ parse_options(int argc, char **argv, struct options *o)
 		}
 	}
 	return optind < argc ? -EINVAL : 0;
+}
+
+/* What only EAL knows: do the ports and worker lcores the file names exist? */
+static int
+check_config(const struct xg_config *cfg)
+{
+	unsigned int i;
+	int q;
+
+	for (i = 0; i < XG_CFG_MAX_PORTS; i++)
+		if (cfg->port[i].present && !rte_eth_dev_is_valid_port((uint16_t)i)) {
+			MAIN_LOG(ERR, "config: [port %u]: no such port", i);
+			return -1;
+		}
+	for (i = 0; i < cfg->nworkers; i++) {
+		const struct xg_cfg_worker *w = &cfg->worker[i];
+
+		if (!rte_lcore_is_enabled(w->lcore) || w->lcore == rte_get_main_lcore()) {
+			MAIN_LOG(ERR, "config: [worker %u]: not a worker lcore of -l/-c", w->lcore);
+			return -1;
+		}
+		for (q = 0; q < w->nrxq; q++)
+			if (!rte_eth_dev_is_valid_port(w->rxq[q].port)) {
+				MAIN_LOG(ERR, "config: [worker %u]: no port %u", w->lcore,
+					 w->rxq[q].port);
+				return -1;
+			}
+	}
+	MAIN_LOG(INFO, "config: %u route(s), %u neighbour(s), %u worker(s)", cfg->nroutes,
+		 cfg->nneigh, cfg->nworkers);
+	return 0;
+}
+
+static int
+load_config(const struct options *o, struct xg_config *cfg)
+{
+	char err[256];
+
+	if (o->config_path == NULL) {
+		memset(cfg, 0, sizeof(*cfg));
+		return 0;
+	}
+	if (xg_config_load(o->config_path, cfg, err, sizeof(err)) < 0) {
+		MAIN_LOG(ERR, "config: %s", err);
+		return -1;
+	}
+	return check_config(cfg);
 }
 
 static int
@@ -109,6 +164,7 @@ control_loop(struct xg_server *srv, const struct options *o)
 int
 main(int argc, char **argv)
 {
+	static struct xg_config cfg;
 	struct rte_mempool *pool;
 	struct xg_server *srv;
 	struct options o;
@@ -122,6 +178,10 @@ main(int argc, char **argv)
 	}
 	argv[n] = argv[0];
 	if (parse_options(argc - n, argv + n, &o) < 0) {
+		rte_eal_cleanup();
+		return 2;
+	}
+	if (load_config(&o, &cfg) < 0) {
 		rte_eal_cleanup();
 		return 2;
 	}

@@ -135,3 +135,28 @@ def test_requester_that_never_reads(daemon):
     finally:
         flood.kill()
         flood.wait()
+
+
+def test_config_file_checked_against_eal(tmp_path):
+    example = os.path.join(conftest.ROOT, "conf", "xfrmgw.conf")
+    eal = ["--lcores", "0,1,2@0", "--no-huge", "-m", "128", "--no-pci", "--no-shconf",
+           "--vdev", "net_null0", "--vdev", "net_null1"]
+    sock = str(tmp_path / "x.sock")
+    p = subprocess.run([conftest.XFRMGW] + eal + ["--", "--xfrm-socket", sock, "--config",
+                                                  example, "--run-seconds", "1"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "config: 2 route(s), 1 neighbour(s), 2 worker(s)" in p.stdout + p.stderr
+    # The example names port 1 and workers 1 and 2: with one port it must refuse.
+    p = subprocess.run([conftest.XFRMGW] + conftest.EAL + ["--", "--xfrm-socket", sock,
+                                                           "--config", example],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "[port 1]: no such port" in p.stdout + p.stderr
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[route x]\nprefix = 10.0.0.0/8\n")
+    p = subprocess.run([conftest.XFRMGW] + conftest.EAL + ["--", "--xfrm-socket", sock,
+                                                           "--config", str(bad)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "[route x]: 'prefix' and 'port' are required" in p.stdout + \
+        p.stderr
+    assert not os.path.exists(sock)
