@@ -16,9 +16,13 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_log.h>
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
 
 #include "xg_config.h"
+#include "xg_crypto.h"
+#include "xg_dp.h"
+#include "xg_lcore.h"
 #include "xg_port.h"
 #include "xg_server.h"
 #include "xg_xfrm.h"
@@ -145,6 +149,104 @@ load_config(const struct options *o, struct xg_config *cfg)
 	return check_config(cfg);
 }
 
+static struct xg_worker workers[RTE_MAX_LCORE];
+static unsigned int nworkers;
+static struct xg_stats *wstats;
+static unsigned int dp_seq;
+static struct xg_routes *routes;
+
+/* Workers and their rx queues: from the file, else every worker lcore
+ * takes every port's queue 0 in turn. */
+static uint16_t
+plan_workers(const struct xg_config *cfg)
+{
+	unsigned int lcore, i, k = 0;
+	uint16_t port, nrxq = 1;
+	int q;
+
+	if (cfg->nworkers) {
+		for (i = 0; i < cfg->nworkers; i++) {
+			workers[i].lcore = cfg->worker[i].lcore;
+			workers[i].nrxq = cfg->worker[i].nrxq;
+			memcpy(workers[i].rxq, cfg->worker[i].rxq, sizeof(workers[i].rxq));
+			for (q = 0; q < workers[i].nrxq; q++)
+				nrxq = RTE_MAX(nrxq, workers[i].rxq[q].queue + 1);
+		}
+		nworkers = cfg->nworkers;
+		return nrxq;
+	}
+	RTE_LCORE_FOREACH_WORKER(lcore)
+		workers[nworkers++].lcore = lcore;
+	RTE_ETH_FOREACH_DEV(port) {
+		struct xg_worker *w;
+
+		if (nworkers == 0 || port >= XG_CFG_MAX_PORTS)
+			break;
+		w = &workers[k++ % nworkers];
+		if (w->nrxq < XG_CFG_MAX_RXQ)
+			w->rxq[w->nrxq++] = (struct xg_cfg_rxq){ .port = port, .queue = 0 };
+	}
+	return nrxq;
+}
+
+static int
+start_workers(void)
+{
+	size_t sz = rte_rcu_qsbr_get_memsize(nworkers);
+	unsigned int i;
+
+	xg_shared.qsbr = rte_zmalloc("xg_qsbr", sz, RTE_CACHE_LINE_SIZE);
+	wstats = rte_zmalloc("xg_stats", sizeof(*wstats) * nworkers, RTE_CACHE_LINE_SIZE);
+	if (xg_shared.qsbr == NULL || wstats == NULL ||
+	    rte_rcu_qsbr_init(xg_shared.qsbr, nworkers))
+		return -ENOMEM;
+	for (i = 0; i < nworkers; i++) {
+		workers[i].tid = i;
+		workers[i].txq = (uint16_t)i;
+		workers[i].stats = &wstats[i];
+		if (rte_eal_remote_launch(xg_worker_main, &workers[i], workers[i].lcore))
+			return -EBUSY;
+	}
+	return 0;
+}
+
+/* Compile the model into a new snapshot, publish it, and free the old one
+ * once every worker has passed a quiescent state. */
+static int
+publish(struct xg_server *srv)
+{
+	struct xg_dp *old = xg_shared.dp, *dp;
+	int err = 0;
+
+	dp = xg_dp_build(xg_server_xfrm(srv), routes, ++dp_seq, &err);
+	if (dp == NULL) {
+		MAIN_LOG(ERR, "data plane: tables not rebuilt: %s", strerror(-err));
+		return err;
+	}
+	__atomic_store_n(&xg_shared.dp, dp, __ATOMIC_RELEASE);
+	if (old) {
+		rte_rcu_qsbr_synchronize(xg_shared.qsbr, RTE_QSBR_THRID_INVALID);
+		xg_dp_free(old);
+	}
+	MAIN_LOG(DEBUG, "data plane: %u SAs, %u policies", dp->nsas, dp->npols);
+	return 0;
+}
+
+static void
+log_counters(void)
+{
+	struct xg_stats sum;
+	char buf[8192], *line, *save;
+
+	if (nworkers == 0 || wstats == NULL)
+		return;
+	xg_stats_sum(wstats, nworkers, &sum);
+	xg_stats_format(&sum, 1, buf, sizeof(buf));
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (strstr(line, "\t0") == NULL || strcmp(strstr(line, "\t0"), "\t0") != 0)
+			MAIN_LOG(INFO, "counter %s", line);
+}
+
 static int
 control_loop(struct xg_server *srv, const struct options *o)
 {
@@ -154,7 +256,10 @@ control_loop(struct xg_server *srv, const struct options *o)
 	if (o->run_seconds)
 		deadline = rte_get_timer_cycles() + hz * o->run_seconds;
 	while (!stop && rc == 0) {
-		rc = xg_server_poll(srv, 100);
+		rc = xg_server_poll(srv, 10);
+		if (nworkers && xg_shared.dp &&
+		    xg_xfrm_generation(xg_server_xfrm(srv)) != xg_shared.dp->generation)
+			publish(srv);
 		if (deadline && rte_get_timer_cycles() >= deadline)
 			break;
 	}
@@ -169,7 +274,8 @@ main(int argc, char **argv)
 	struct xg_server *srv;
 	struct options o;
 	uint32_t nsa, npol;
-	int n, rc;
+	uint16_t nrxq;
+	int n, err, rc = 0;
 
 	n = rte_eal_init(argc, argv);
 	if (n < 0) {
@@ -196,10 +302,16 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out_eal;
 	}
-	n = xg_ports_init(pool, 1, 1);
+	nrxq = plan_workers(&cfg);
+	n = xg_ports_init(pool, nrxq, (uint16_t)RTE_MAX(nworkers, 1u));
 	if (n < 0) {
 		rc = 1;
 		goto out_pool;
+	}
+	if (nworkers && xg_crypto_init((int)rte_socket_id())) {
+		MAIN_LOG(ERR, "crypto device crypto_aesni_mb: unavailable");
+		rc = 1;
+		goto out_ports;
 	}
 	srv = xg_server_create(o.socket_path);
 	if (srv == NULL) {
@@ -207,14 +319,28 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out_ports;
 	}
-	MAIN_LOG(INFO, "%d port(s), %u lcore(s), XFRM socket %s", n, rte_lcore_count(),
-		 o.socket_path);
-	rc = control_loop(srv, &o) ? 1 : 0;
+	if (nworkers && ((routes = xg_routes_build(&cfg, &err)) == NULL || publish(srv) ||
+			 start_workers())) {
+		MAIN_LOG(ERR, "data plane: cannot start the workers");
+		xg_shared.stop = 1;
+		rc = 1;
+	}
+	MAIN_LOG(INFO, "%d port(s), %u worker(s)%s, XFRM socket %s", n, nworkers,
+		 nworkers ? "" : " (control plane only)", o.socket_path);
+	if (rc == 0)
+		rc = control_loop(srv, &o) ? 1 : 0;
+	xg_shared.stop = 1;
+	rte_eal_mp_wait_lcore();
+	log_counters();
+	xg_dp_free(xg_shared.dp);
+	xg_shared.dp = NULL;
+	xg_routes_free(routes);
 	xg_xfrm_counts(xg_server_xfrm(srv), &nsa, &npol);
 	MAIN_LOG(INFO, "stopping: %u SAs, %u policies dropped", nsa, npol);
 	xg_server_destroy(srv);
 out_ports:
 	xg_ports_close();
+	xg_crypto_fini();
 out_pool:
 	rte_mempool_free(pool);
 out_eal:

@@ -165,3 +165,38 @@ xg_spd_classify(const struct xg_spd *spd, uint8_t family, enum xg_spd_dir dir,
 	for (i = 0; i < n; i++)
 		ids[i] = ids[i] ? t->ids[ids[i] - 1] : XG_SPD_NO_MATCH;
 }
+
+static bool
+prefix_match(const uint8_t *a, const uint8_t *b, uint8_t plen)
+{
+	uint8_t full = plen / 8, rem = plen % 8;
+
+	if (memcmp(a, b, full))
+		return false;
+	return !rem || ((a[full] ^ b[full]) & (uint8_t)(0xff << (8 - rem))) == 0;
+}
+
+bool
+xg_spd_rule_match(const struct xg_spd_rule *r, uint8_t family, const void *key)
+{
+	const uint8_t *sa, *da;
+	uint16_t sp, dp;
+	uint8_t proto;
+
+	if (r->family != family)
+		return false;
+	if (family == AF_INET) {
+		const struct xg_spd_key4 *k = key;
+
+		sa = (const uint8_t *)&k->saddr, da = (const uint8_t *)&k->daddr;
+		proto = k->proto, sp = k->sport, dp = k->dport;
+	} else {
+		const struct xg_spd_key6 *k = key;
+
+		sa = k->saddr, da = k->daddr;
+		proto = k->proto, sp = k->sport, dp = k->dport;
+	}
+	return prefix_match(sa, r->saddr, r->splen) && prefix_match(da, r->daddr, r->dplen) &&
+	       (!r->proto || r->proto == proto) && !((sp ^ r->sport) & r->sport_mask) &&
+	       !((dp ^ r->dport) & r->dport_mask);
+}

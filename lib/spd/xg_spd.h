@@ -89,6 +89,12 @@ bool xg_spd_key_v4(const uint8_t *ip, size_t len, struct xg_spd_key4 *key);
 bool xg_spd_key_v6(const uint8_t *ip, size_t len, struct xg_spd_key6 *key);
 
 /**
+ * Does one rule's selector match a key (xfrm_selector_match())? For single
+ * selectors such as an SA's, where building an ACL would not pay.
+ */
+bool xg_spd_rule_match(const struct xg_spd_rule *r, uint8_t family, const void *key);
+
+/**
  * Classify @p n keys (all of @p family) in direction @p dir.
  * @param keys  pointers to struct xg_spd_key4 or xg_spd_key6
  * @param ids   out: the rule id of each, or XG_SPD_NO_MATCH

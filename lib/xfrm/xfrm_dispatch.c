@@ -222,6 +222,9 @@ xg_reply(struct xg_req *r, const void *msg, size_t len)
 void
 xg_notify(struct xg_xfrm *x, uint32_t group, const void *msg, size_t len)
 {
+	/* Every change of the SAD or SPD is announced, and only changes are:
+	 * this is where the data plane learns it has to recompile. */
+	x->generation++;
 	if (x->ops.multicast)
 		x->ops.multicast(x->ops.ctx, group, msg, len);
 }

@@ -297,6 +297,8 @@ insert(struct xg_xfrm *x, struct xg_policy *pol, bool excl)
 	pol->inext = x->pol_byidx[h];
 	x->pol_byidx[h] = pol;
 	x->pol_count[pol->dir]++;
+	/* A replacement is placed after its equals, as the kernel's insert. */
+	pol->order = ++x->pol_order;
 	pol->curlft.add_time = (uint64_t)time(NULL);
 	pol->curlft.use_time = 0;
 	if (!old)

@@ -86,6 +86,7 @@ struct xg_policy {
 	uint32_t if_id;
 	uint8_t ntmpl;
 	struct xfrm_user_tmpl tmpl[XFRM_MAX_DEPTH];
+	uint64_t order;            /* insertion order: the older wins a priority tie */
 };
 
 #define XG_SA_HASH_SIZE 4096
@@ -103,6 +104,8 @@ struct xg_xfrm {
 	uint32_t pol_idx_hmask;
 	uint32_t pol_count[XFRM_POLICY_MAX * 2];
 	uint32_t idx_generator;
+	uint64_t pol_order;        /* source of xg_policy.order */
+	uint64_t generation;       /* bumped by every change of either table */
 	struct xfrmu_spdhthresh hthresh4, hthresh6;
 };
 

@@ -12,8 +12,10 @@
  * plane never reads this model; it reads tables compiled from it.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <linux/xfrm.h>
 
 struct xg_xfrm;
 struct xg_xfrm_dump;
@@ -68,6 +70,44 @@ size_t xg_xfrm_dump_next(struct xg_xfrm *x, struct xg_xfrm_dump *d, void *buf, s
 
 /** Abort or finish a dump: releases its place in the walk. */
 void xg_xfrm_dump_free(struct xg_xfrm *x, struct xg_xfrm_dump *d);
+
+/** Read-only view of one SA, for compilers of fast-path tables. */
+struct xg_sa_view {
+	const struct xfrm_id *id;
+	const xfrm_address_t *saddr;
+	const struct xfrm_selector *sel;
+	uint16_t family;
+	uint8_t mode;
+	uint8_t flags;                  /**< XFRM_STATE_* */
+	uint32_t reqid;
+	uint32_t replay_window;         /**< legacy or ESN window */
+	uint64_t oseq;                  /**< last outbound sequence number */
+	uint64_t add_time;
+	const struct xfrm_algo_aead *aead;
+	const struct xfrm_algo_auth *aalg;
+	const struct xfrm_algo *ealg;
+	const struct xfrm_encap_tmpl *encap;   /**< NULL: plain ESP */
+	uint32_t mark_v, mark_m, if_id;
+	const void *handle;             /**< identifies the SA within this generation */
+};
+
+/** Read-only view of one policy. */
+struct xg_pol_view {
+	const struct xfrm_selector *sel;
+	uint8_t dir, action, type;
+	uint32_t priority, index;
+	uint64_t order;                 /**< insertion order (older first) */
+	uint8_t ntmpl;
+	const struct xfrm_user_tmpl *tmpl;
+	uint32_t mark_v, mark_m, if_id;
+};
+
+/** Changes so far: differs after every change of the SAD or SPD. */
+uint64_t xg_xfrm_generation(const struct xg_xfrm *x);
+
+/** Call @p fn for every SA, then @p pfn for every policy (either may be NULL). */
+void xg_xfrm_foreach(const struct xg_xfrm *x, void (*fn)(void *arg, const struct xg_sa_view *v),
+		     void (*pfn)(void *arg, const struct xg_pol_view *v), void *arg);
 
 /** Object counts, for logs and tests. */
 void xg_xfrm_counts(const struct xg_xfrm *x, uint32_t *nsa, uint32_t *npol);

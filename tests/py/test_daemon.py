@@ -139,7 +139,7 @@ def test_requester_that_never_reads(daemon):
 
 def test_config_file_checked_against_eal(tmp_path):
     example = os.path.join(conftest.ROOT, "conf", "xfrmgw.conf")
-    eal = ["--lcores", "0,1,2@0", "--no-huge", "-m", "128", "--no-pci", "--no-shconf",
+    eal = ["--lcores", "0,1,2@0", "--no-huge", "-m", "512", "--no-pci", "--no-shconf",
            "--vdev", "net_null0", "--vdev", "net_null1"]
     sock = str(tmp_path / "x.sock")
     p = subprocess.run([conftest.XFRMGW] + eal + ["--", "--xfrm-socket", sock, "--config",

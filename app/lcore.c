@@ -1,0 +1,411 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The worker poll loop: rx_burst -> L2 -> inbound ESP (SAD, replay,
+ * decrypt, policy check) -> forward policy check -> outbound policy (SPD)
+ * -> ESP -> route -> neighbour -> tx_burst -> quiescent state.
+ *
+ * Packets go through one at a time in this first version (grouping a burst
+ * by SA comes with the performance work); every drop is counted.
+ */
+
+#include <netinet/in.h>
+#include <string.h>
+
+#include <rte_arp.h>
+#include <rte_ethdev.h>
+#include <rte_hash.h>
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+
+#include "xg_dp.h"
+#include "xg_lcore.h"
+
+#define BURST 32
+
+struct xg_shared xg_shared;
+
+struct txbuf {
+	uint16_t n;
+	struct rte_mbuf *m[BURST];
+};
+
+struct ctx {
+	const struct xg_dp *dp;
+	struct xg_worker *w;
+	struct txbuf tx[XG_CFG_MAX_PORTS];
+};
+
+static inline void
+count(struct ctx *c, enum xg_stat id)
+{
+	xg_stats_add(c->w->stats, id, 1);
+}
+
+static void
+drop(struct ctx *c, struct rte_mbuf *m, enum xg_stat why)
+{
+	count(c, why);
+	rte_pktmbuf_free(m);
+}
+
+static void
+flush_tx(struct ctx *c)
+{
+	uint16_t p, sent;
+
+	for (p = 0; p < XG_CFG_MAX_PORTS; p++) {
+		struct txbuf *t = &c->tx[p];
+
+		if (t->n == 0)
+			continue;
+		sent = rte_eth_tx_burst(p, c->w->txq, t->m, t->n);
+		xg_stats_add(c->w->stats, XG_STAT_TX_PACKETS, sent);
+		xg_stats_add(c->w->stats, XG_STAT_TX_FULL, t->n - sent);
+		while (sent < t->n)
+			rte_pktmbuf_free(t->m[sent++]);
+		t->n = 0;
+	}
+}
+
+static void
+queue_tx(struct ctx *c, uint16_t port, struct rte_mbuf *m)
+{
+	struct txbuf *t = &c->tx[port];
+
+	if (t->n == BURST)
+		flush_tx(c);
+	t->m[t->n++] = m;
+}
+
+/* Answer an ARP request for one of the port's addresses, in place. */
+static void
+arp_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
+{
+	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+	struct rte_arp_hdr *arp = (struct rte_arp_hdr *)(eth + 1);
+	const struct xg_dp_port *p = &c->dp->rt->port[port];
+	uint32_t tip;
+
+	if (rte_pktmbuf_data_len(m) < sizeof(*eth) + sizeof(*arp) ||
+	    arp->arp_opcode != rte_cpu_to_be_16(RTE_ARP_OP_REQUEST)) {
+		drop(c, m, XG_STAT_RX_NOT_IP);
+		return;
+	}
+	tip = arp->arp_data.arp_tip;
+	if (!xg_dp_is_local(c->dp->rt, AF_INET, (const uint8_t *)&tip)) {
+		drop(c, m, XG_STAT_RX_NOT_IP);
+		return;
+	}
+	arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
+	arp->arp_data.arp_tha = arp->arp_data.arp_sha;
+	arp->arp_data.arp_tip = arp->arp_data.arp_sip;
+	arp->arp_data.arp_sha = p->mac;
+	arp->arp_data.arp_sip = tip;
+	eth->dst_addr = eth->src_addr;
+	eth->src_addr = p->mac;
+	count(c, XG_STAT_ARP_REPLIED);
+	queue_tx(c, port, m);
+}
+
+static uint8_t
+family_of(const struct rte_mbuf *m)
+{
+	return (rte_pktmbuf_mtod(m, const uint8_t *)[0] >> 4) == 4 ? AF_INET : AF_INET6;
+}
+
+static const uint8_t *
+dst_of(const struct rte_mbuf *m)
+{
+	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
+
+	return (ip[0] >> 4) == 4 ? ip + 16 : ip + 24;
+}
+
+/* Route the IP packet in @p m by its destination and send it. */
+static void
+send_ip(struct ctx *c, struct rte_mbuf *m)
+{
+	uint8_t family = family_of(m);
+	const uint8_t *dst = dst_of(m);
+	const struct xg_dp_nh *nh = xg_dp_route(c->dp->rt, family, dst);
+	const struct xg_dp_neigh *nb;
+	struct rte_ether_hdr *eth;
+	const uint8_t *hop;
+
+	if (nh == NULL || !c->dp->rt->port[nh->port].up) {
+		drop(c, m, XG_STAT_NO_ROUTE);
+		return;
+	}
+	hop = nh->has_gw ? (family == AF_INET ? (const uint8_t *)&nh->gw.v4 : nh->gw.v6.s6_addr) :
+			   dst;
+	nb = xg_dp_neigh(c->dp->rt, family, hop, nh->port);
+	if (nb == NULL) {
+		drop(c, m, XG_STAT_NO_NEIGHBOUR);
+		return;
+	}
+	eth = (struct rte_ether_hdr *)rte_pktmbuf_prepend(m, sizeof(*eth));
+	if (eth == NULL) {
+		drop(c, m, XG_STAT_MBUF_ALLOC);
+		return;
+	}
+	eth->dst_addr = nb->mac;
+	eth->src_addr = c->dp->rt->port[nh->port].mac;
+	eth->ether_type = rte_cpu_to_be_16(family == AF_INET ? RTE_ETHER_TYPE_IPV4 :
+							       RTE_ETHER_TYPE_IPV6);
+	queue_tx(c, nh->port, m);
+}
+
+/* Forwarding costs a hop: the kernel decrements before the XFRM lookup. */
+static bool
+hop(struct rte_mbuf *m)
+{
+	uint8_t *ip = rte_pktmbuf_mtod(m, uint8_t *);
+
+	if ((ip[0] >> 4) == 4) {
+		struct rte_ipv4_hdr *h = (struct rte_ipv4_hdr *)ip;
+		uint32_t sum;
+
+		if (h->time_to_live <= 1)
+			return false;
+		h->time_to_live--;
+		/* RFC 1624 incremental update for TTL - 1. */
+		sum = (uint32_t)rte_be_to_cpu_16(h->hdr_checksum) + 0x100;
+		h->hdr_checksum = rte_cpu_to_be_16((uint16_t)(sum + (sum >> 16)));
+		return true;
+	}
+	if (ip[7] <= 1)
+		return false;
+	ip[7]--;
+	return true;
+}
+
+static bool
+key_of(const struct rte_mbuf *m, struct xg_spd_key4 *k4, struct xg_spd_key6 *k6,
+       const void **key)
+{
+	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
+	size_t len = rte_pktmbuf_data_len(m);
+
+	if ((ip[0] >> 4) == 4) {
+		*key = k4;
+		return xg_spd_key_v4(ip, len, k4);
+	}
+	*key = k6;
+	return xg_spd_key_v6(ip, len, k6);
+}
+
+static const struct xg_pol_rt *
+lookup(struct ctx *c, uint8_t family, enum xg_spd_dir dir, const void *key)
+{
+	uint32_t id;
+
+	xg_spd_classify(c->dp->spd, family, dir, &key, &id, 1);
+	return id == XG_SPD_NO_MATCH ? NULL : &c->dp->pols[id];
+}
+
+/* xfrm_policy_ok(), one template: did this SA do what the policy asks? */
+static bool
+tmpl_ok(const struct xfrm_user_tmpl *t, const struct xg_sa_rt *sa)
+{
+	if (t->id.proto != IPPROTO_ESP || t->mode != sa->mode || (t->reqid && t->reqid != sa->reqid))
+		return false;
+	if (t->mode != XFRM_MODE_TUNNEL)
+		return true;
+	return memcmp(&t->id.daddr, sa->daddr, sa->family == AF_INET ? 4 : 16) == 0;
+}
+
+/* The inner packet must be one the SA was negotiated for (RFC 4301 5.2). */
+static bool
+sel_ok(const struct xg_sa_rt *sa, uint8_t family, const void *key)
+{
+	return sa->sel_any || xg_spd_rule_match(&sa->sel, family, key);
+}
+
+/* Outbound policy (RFC 4301 5.1): bypass, discard or protect, then send. */
+static void
+outbound(struct ctx *c, struct rte_mbuf *m, uint8_t family, const void *key)
+{
+	const struct xg_pol_rt *p = lookup(c, family, XG_SPD_OUT, key);
+	uint8_t why;
+
+	if (p == NULL || (p->action == XFRM_POLICY_ALLOW && p->ntmpl == 0)) {
+		send_ip(c, m);
+		return;
+	}
+	if (p->action == XFRM_POLICY_BLOCK) {
+		drop(c, m, XG_STAT_OUT_POL_BLOCK);
+		return;
+	}
+	if (p->ntmpl > 1) {
+		drop(c, m, XG_STAT_OUT_BUNDLE_GEN_ERROR);
+		return;
+	}
+	if (p->sa == NULL) {
+		drop(c, m, XG_STAT_OUT_NO_STATES);
+		return;
+	}
+	if (xg_esp_outb(&p->sa->esp, &m, 1, &why) != 1) {
+		drop(c, m, why);
+		return;
+	}
+	__atomic_fetch_add(&p->sa->packets, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&p->sa->bytes, rte_pktmbuf_pkt_len(m), __ATOMIC_RELAXED);
+	count(c, XG_STAT_OUT_ENCRYPTED);
+	send_ip(c, m);
+}
+
+/* After the forward policy check, every packet meets the outbound SPD. */
+static void
+forward(struct ctx *c, struct rte_mbuf *m, const struct xg_sa_rt *via)
+{
+	struct xg_spd_key4 k4;
+	struct xg_spd_key6 k6;
+	const struct xg_pol_rt *p;
+	const void *key;
+	uint8_t family = family_of(m);
+
+	if (!key_of(m, &k4, &k6, &key)) {
+		drop(c, m, XG_STAT_RX_BAD_IP);
+		return;
+	}
+	if (via && !sel_ok(via, family, key)) {
+		drop(c, m, XG_STAT_IN_STATE_MISMATCH);
+		return;
+	}
+	/* RFC 4301 5.2 / __xfrm_policy_check(): a forwarded packet must have
+	 * come the way the fwd policy asks, protected or not. */
+	p = lookup(c, family, XG_SPD_FWD, key);
+	if (p && p->action == XFRM_POLICY_BLOCK) {
+		drop(c, m, XG_STAT_IN_POL_BLOCK);
+		return;
+	}
+	if (via && (p == NULL || p->ntmpl == 0)) {
+		drop(c, m, p ? XG_STAT_IN_TMPL_MISMATCH : XG_STAT_IN_NO_POLS);
+		return;
+	}
+	if (p && p->ntmpl && (via == NULL || !tmpl_ok(&p->tmpl, via))) {
+		drop(c, m, XG_STAT_IN_TMPL_MISMATCH);
+		return;
+	}
+	if (!hop(m)) {
+		drop(c, m, XG_STAT_TTL_EXCEEDED);
+		return;
+	}
+	outbound(c, m, family, key);
+}
+
+/* ESP addressed to an SA of ours. */
+static bool
+inbound_esp(struct ctx *c, struct rte_mbuf *m)
+{
+	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
+	size_t len = rte_pktmbuf_data_len(m);
+	struct xg_sad_key key;
+	struct xg_sa_rt *sa;
+	unsigned int l3;
+	uint8_t why;
+
+	memset(&key, 0, sizeof(key));
+	if ((ip[0] >> 4) == 4) {
+		l3 = (ip[0] & 0xfu) * 4;
+		if (ip[9] != IPPROTO_ESP || len < l3 + 8)
+			return false;
+		key.family = AF_INET;
+		memcpy(key.daddr, ip + 16, 4);
+	} else {
+		l3 = 40;
+		if (ip[6] != IPPROTO_ESP || len < l3 + 8)
+			return false;
+		key.family = AF_INET6;
+		memcpy(key.daddr, ip + 24, 16);
+	}
+	memcpy(&key.spi, ip + l3, 4);
+	if (rte_hash_lookup_data(c->dp->sad_in, &key, (void **)&sa) < 0) {
+		if (!xg_dp_is_local(c->dp->rt, (uint8_t)key.family, key.daddr))
+			return false;   /* transit ESP: forwarded like any packet */
+		drop(c, m, XG_STAT_IN_NO_STATES);
+		return true;
+	}
+	if (xg_esp_inb(&sa->esp, &m, 1, &why) != 1) {
+		if (why == XG_STAT_IN_STATE_SEQ_ERROR)
+			__atomic_fetch_add(&sa->replay_fail, 1, __ATOMIC_RELAXED);
+		else if (why == XG_STAT_IN_STATE_PROTO_ERROR)
+			__atomic_fetch_add(&sa->integrity_fail, 1, __ATOMIC_RELAXED);
+		drop(c, m, why);
+		return true;
+	}
+	__atomic_fetch_add(&sa->packets, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&sa->bytes, rte_pktmbuf_pkt_len(m), __ATOMIC_RELAXED);
+	count(c, XG_STAT_IN_DECRYPTED);
+	forward(c, m, sa);
+	return true;
+}
+
+static void
+ip_in(struct ctx *c, struct rte_mbuf *m)
+{
+	if (inbound_esp(c, m))
+		return;
+	if (xg_dp_is_local(c->dp->rt, family_of(m), dst_of(m))) {
+		drop(c, m, XG_STAT_LOCAL_IN);
+		return;
+	}
+	forward(c, m, NULL);
+}
+
+static void
+rx_one(struct ctx *c, uint16_t port, struct rte_mbuf *m)
+{
+	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+	uint16_t type;
+
+	if (rte_pktmbuf_data_len(m) < sizeof(*eth) + 20 || !rte_pktmbuf_is_contiguous(m)) {
+		drop(c, m, XG_STAT_RX_BAD_IP);
+		return;
+	}
+	type = rte_be_to_cpu_16(eth->ether_type);
+	if (type == RTE_ETHER_TYPE_ARP) {
+		arp_in(c, port, m);
+		return;
+	}
+	if (type != RTE_ETHER_TYPE_IPV4 && type != RTE_ETHER_TYPE_IPV6) {
+		drop(c, m, XG_STAT_RX_NOT_IP);
+		return;
+	}
+	rte_pktmbuf_adj(m, sizeof(*eth));
+	if ((rte_pktmbuf_mtod(m, uint8_t *)[0] >> 4) != (type == RTE_ETHER_TYPE_IPV4 ? 4 : 6)) {
+		drop(c, m, XG_STAT_RX_BAD_IP);
+		return;
+	}
+	ip_in(c, m);
+}
+
+int
+xg_worker_main(void *arg)
+{
+	struct xg_worker *w = arg;
+	struct rte_mbuf *mb[BURST];
+	struct ctx c;
+	uint16_t q, i, n;
+
+	memset(&c, 0, sizeof(c));
+	c.w = w;
+	rte_rcu_qsbr_thread_register(xg_shared.qsbr, w->tid);
+	rte_rcu_qsbr_thread_online(xg_shared.qsbr, w->tid);
+	while (!xg_shared.stop) {
+		/* One snapshot per round: it stays valid until our next
+		 * quiescent report, whatever the control thread publishes. */
+		c.dp = __atomic_load_n(&xg_shared.dp, __ATOMIC_ACQUIRE);
+		for (q = 0; c.dp && q < w->nrxq; q++) {
+			n = rte_eth_rx_burst(w->rxq[q].port, w->rxq[q].queue, mb, BURST);
+			xg_stats_add(w->stats, XG_STAT_RX_PACKETS, n);
+			for (i = 0; i < n; i++)
+				rx_one(&c, w->rxq[q].port, mb[i]);
+			flush_tx(&c);
+		}
+		rte_rcu_qsbr_quiescent(xg_shared.qsbr, w->tid);
+	}
+	rte_rcu_qsbr_thread_offline(xg_shared.qsbr, w->tid);
+	rte_rcu_qsbr_thread_unregister(xg_shared.qsbr, w->tid);
+	return 0;
+}

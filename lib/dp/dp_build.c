@@ -1,0 +1,463 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Compile the XFRM model and the configuration into a data-plane snapshot
+ * (control thread only). Nothing here runs per packet.
+ */
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_byteorder.h>
+#include <rte_ethdev.h>
+#include <rte_fib.h>
+#include <rte_fib6.h>
+#include <rte_hash.h>
+#include <rte_jhash.h>
+#include <rte_malloc.h>
+
+#include "xg_dp.h"
+#include "xg_xfrm.h"
+
+#define MAX_SAS (1u << 20)
+
+struct build {
+	struct xg_dp *dp;
+	struct xg_sa_view *sav;          /* every SA, newest first */
+	uint32_t nsav, capsav;
+	struct xg_sa_rt **rt;            /* rt[i] for sav[i], NULL until used */
+	struct xg_spd_rule *rules;
+	uint32_t nrules, caprules, cappols;
+	int err;
+};
+
+static int
+grow(void **arr, uint32_t *cap, uint32_t need, size_t elt)
+{
+	void *p;
+	uint32_t n = *cap ? *cap : 64;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	p = realloc(*arr, (size_t)n * elt);
+	if (p == NULL)
+		return -ENOMEM;
+	*arr = p;
+	*cap = n;
+	return 0;
+}
+
+static void
+collect_sa(void *arg, const struct xg_sa_view *v)
+{
+	struct build *b = arg;
+
+	if (b->err || grow((void **)&b->sav, &b->capsav, b->nsav + 1, sizeof(*v))) {
+		b->err = -ENOMEM;
+		return;
+	}
+	b->sav[b->nsav++] = *v;
+}
+
+static void
+sel_to_rule(const struct xfrm_selector *s, struct xg_spd_rule *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->family = (uint8_t)s->family;
+	r->proto = s->proto;
+	r->splen = s->prefixlen_s;
+	r->dplen = s->prefixlen_d;
+	memcpy(r->saddr, &s->saddr, 16);
+	memcpy(r->daddr, &s->daddr, 16);
+	r->sport = s->sport;
+	r->sport_mask = s->sport_mask;
+	r->dport = s->dport;
+	r->dport_mask = s->dport_mask;
+}
+
+/* Policies a plain packet can meet: main type, no mark, no interface id
+ * (packets here carry neither). */
+static void
+collect_pol(void *arg, const struct xg_pol_view *v)
+{
+	struct build *b = arg;
+	struct xg_dp *dp = b->dp;
+	struct xg_spd_rule *r;
+	struct xg_pol_rt *p;
+
+	if (b->err || v->type != XFRM_POLICY_TYPE_MAIN || v->mark_v || v->if_id)
+		return;
+	if (grow((void **)&b->rules, &b->caprules, b->nrules + 1, sizeof(*r)) ||
+	    grow((void **)&dp->pols, &b->cappols, b->nrules + 1, sizeof(*p))) {
+		b->err = -ENOMEM;
+		return;
+	}
+	r = &b->rules[b->nrules];
+	sel_to_rule(v->sel, r);
+	r->dir = v->dir;
+	r->priority = v->priority;
+	r->order = v->order;
+	r->id = b->nrules;
+	p = &dp->pols[b->nrules++];
+	memset(p, 0, sizeof(*p));
+	p->action = v->action;
+	p->dir = v->dir;
+	p->ntmpl = v->ntmpl;
+	if (v->ntmpl)
+		p->tmpl = v->tmpl[0];
+}
+
+static bool
+addr_zero(const void *a)
+{
+	static const uint8_t z[16];
+
+	return memcmp(a, z, 16) == 0;
+}
+
+static bool
+addr_eq(const void *a, const void *b, uint16_t family)
+{
+	return memcmp(a, b, family == AF_INET ? 4 : 16) == 0;
+}
+
+/* xfrm_state_find(), reduced: the newest SA the template names. */
+static int
+tmpl_match(const struct build *b, const struct xfrm_user_tmpl *t)
+{
+	uint32_t i;
+
+	for (i = 0; i < b->nsav; i++) {
+		const struct xg_sa_view *s = &b->sav[i];
+
+		if (s->id->proto != t->id.proto || s->mode != t->mode || s->family != t->family)
+			continue;
+		if ((t->reqid && s->reqid != t->reqid) || (t->id.spi && s->id->spi != t->id.spi))
+			continue;
+		if (s->mark_v || s->if_id)
+			continue;
+		if (!addr_zero(&t->id.daddr) && !addr_eq(&t->id.daddr, &s->id->daddr, s->family))
+			continue;
+		if (!addr_zero(&t->saddr) && !addr_eq(&t->saddr, s->saddr, s->family))
+			continue;
+		return (int)i;
+	}
+	return -1;
+}
+
+static int
+alg_cfg(const struct xg_sa_view *v, struct xg_esp_cfg *c)
+{
+	if (v->aead) {
+		uint32_t kb = v->aead->alg_key_len / 8;
+
+		c->aead = strcmp(v->aead->alg_name, "rfc4106(gcm(aes))") == 0 ?
+				  XG_AEAD_AES_GCM : XG_AEAD_CHACHA20_POLY1305;
+		c->key_len = (uint8_t)(kb - 4);
+		memcpy(c->key, v->aead->alg_key, c->key_len);
+		memcpy(c->salt, v->aead->alg_key + c->key_len, 4);
+		c->icv_bytes = (uint8_t)(v->aead->alg_icv_len / 8);
+		return 0;
+	}
+	if (v->ealg == NULL || v->aalg == NULL)
+		return -EINVAL;   /* ESP without integrity: not run here */
+	c->cipher = strcmp(v->ealg->alg_name, "cbc(aes)") == 0 ? XG_CIPHER_AES_CBC :
+		    strcmp(v->ealg->alg_name, "rfc3686(ctr(aes))") == 0 ? XG_CIPHER_AES_CTR :
+									  XG_CIPHER_NULL;
+	c->key_len = (uint8_t)(v->ealg->alg_key_len / 8);
+	if (c->cipher == XG_CIPHER_AES_CTR) {
+		c->key_len -= 4;
+		memcpy(c->salt, v->ealg->alg_key + c->key_len, 4);
+	}
+	memcpy(c->key, v->ealg->alg_key, c->key_len);
+	c->auth = strcmp(v->aalg->alg_name, "hmac(sha1)") == 0 ? XG_AUTH_SHA1 :
+		  strcmp(v->aalg->alg_name, "hmac(sha256)") == 0 ? XG_AUTH_SHA256 :
+		  strcmp(v->aalg->alg_name, "hmac(sha384)") == 0 ? XG_AUTH_SHA384 :
+								   XG_AUTH_SHA512;
+	c->auth_key_len = (uint8_t)(v->aalg->alg_key_len / 8);
+	memcpy(c->auth_key, v->aalg->alg_key, c->auth_key_len);
+	c->icv_bytes = (uint8_t)(v->aalg->alg_trunc_len / 8);
+	return 0;
+}
+
+static struct xg_sa_rt *
+make_rt(const struct xg_sa_view *v, bool inbound)
+{
+	struct xg_sa_rt *rt = rte_zmalloc("xg_sa_rt", sizeof(*rt), RTE_CACHE_LINE_SIZE);
+	struct xg_esp_cfg c;
+	int rc;
+
+	if (rt == NULL)
+		return NULL;
+	memset(&c, 0, sizeof(c));
+	c.outbound = !inbound;
+	c.tunnel = v->mode == XFRM_MODE_TUNNEL;
+	c.esn = v->flags & XFRM_STATE_ESN;
+	c.family = (uint8_t)v->family;
+	memcpy(c.saddr, v->saddr, 16);
+	memcpy(c.daddr, &v->id->daddr, 16);
+	c.spi = v->id->spi;
+	c.replay_window = v->replay_window;
+	c.seq = v->oseq;
+	rc = alg_cfg(v, &c);
+	if (rc == 0)
+		rc = xg_esp_sa_init(&rt->esp, &c);
+	explicit_bzero(&c, sizeof(c));
+	if (rc) {
+		rte_free(rt);
+		return NULL;
+	}
+	rt->inbound = inbound;
+	rt->mode = v->mode;
+	rt->reqid = v->reqid;
+	rt->family = v->family;
+	memcpy(rt->daddr, &v->id->daddr, 16);
+	memcpy(rt->saddr, v->saddr, 16);
+	sel_to_rule(v->sel, &rt->sel);
+	rt->sel_any = v->sel->family == AF_UNSPEC;
+	return rt;
+}
+
+static int
+add_sa(struct xg_dp *dp, struct xg_sa_rt *rt)
+{
+	struct xg_sa_rt **s;
+
+	if (dp->nsas == MAX_SAS)
+		return -E2BIG;
+	s = realloc(dp->sas, (dp->nsas + 1) * sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	dp->sas = s;
+	dp->sas[dp->nsas++] = rt;
+	return 0;
+}
+
+/* Outbound SAs: the ones the out policies' templates select. */
+static int
+bind_out_sas(struct build *b)
+{
+	uint32_t i;
+
+	for (i = 0; i < b->nrules; i++) {
+		struct xg_pol_rt *p = &b->dp->pols[i];
+		int k;
+
+		if (p->dir != XFRM_POLICY_OUT || p->ntmpl == 0)
+			continue;
+		k = tmpl_match(b, &p->tmpl);
+		if (k < 0)
+			continue;   /* no SA yet: packets are dropped as XfrmOutNoStates */
+		if (b->rt[k] == NULL) {
+			b->rt[k] = make_rt(&b->sav[k], false);
+			if (b->rt[k] == NULL || add_sa(b->dp, b->rt[k]))
+				return -ENOMEM;
+		}
+		p->sa = b->rt[k];
+	}
+	return 0;
+}
+
+/* Every other SA receives: keyed by SPI, destination and family. */
+static int
+add_in_sas(struct build *b, unsigned int seq)
+{
+	struct rte_hash_parameters hp = {
+		.entries = RTE_MAX(b->nsav, 64u),
+		.key_len = sizeof(struct xg_sad_key),
+		.hash_func = rte_jhash,
+		.socket_id = SOCKET_ID_ANY,
+	};
+	char name[32];
+	uint32_t i;
+
+	snprintf(name, sizeof(name), "xg_sad%u", seq);
+	hp.name = name;
+	b->dp->sad_in = rte_hash_create(&hp);
+	if (b->dp->sad_in == NULL)
+		return -ENOMEM;
+	for (i = 0; i < b->nsav; i++) {
+		const struct xg_sa_view *v = &b->sav[i];
+		struct xg_sad_key key;
+		struct xg_sa_rt *rt;
+
+		if (b->rt[i] || v->id->proto != IPPROTO_ESP || v->mark_v || v->if_id)
+			continue;
+		memset(&key, 0, sizeof(key));
+		key.spi = v->id->spi;
+		key.family = v->family;
+		memcpy(key.daddr, &v->id->daddr, v->family == AF_INET ? 4 : 16);
+		/* The newest SA with this key wins, as a kernel lookup finds it. */
+		if (rte_hash_lookup(b->dp->sad_in, &key) >= 0)
+			continue;
+		rt = make_rt(v, true);
+		if (rt == NULL || add_sa(b->dp, rt) || rte_hash_add_key_data(b->dp->sad_in, &key, rt))
+			return -ENOMEM;
+		b->rt[i] = rt;
+	}
+	return 0;
+}
+
+static uint32_t
+add_nh(struct xg_routes *dp, uint16_t port, const struct xg_cfg_prefix *gw)
+{
+	struct xg_dp_nh *nh = &dp->nh[dp->nnh];
+
+	nh->port = port;
+	nh->has_gw = gw != NULL;
+	if (gw)
+		nh->gw = *gw;
+	return ++dp->nnh;   /* 0 is "no route" */
+}
+
+static int
+add_route(struct xg_routes *dp, const struct xg_cfg_prefix *dst, uint32_t nh)
+{
+	if (dst->family == AF_INET) {
+		uint32_t a = rte_be_to_cpu_32(dst->v4.s_addr);
+
+		a = dst->plen ? a & (UINT32_MAX << (32 - dst->plen)) : 0;
+		return rte_fib_add(dp->fib4, a, dst->plen, nh);
+	}
+	return rte_fib6_add(dp->fib6, dst->v6.s6_addr, dst->plen, nh);
+}
+
+static int
+build_routes(struct xg_routes *dp, const struct xg_config *cfg)
+{
+	/* DIR24-8 with 2-byte next hops: 32 MiB, once for the daemon's life. */
+	struct rte_fib_conf c4 = { .type = RTE_FIB_DIR24_8, .default_nh = 0, .max_routes = 4096,
+				   .dir24_8 = { .nh_sz = RTE_FIB_DIR24_8_2B, .num_tbl8 = 64 } };
+	struct rte_fib6_conf c6 = { .type = RTE_FIB6_TRIE, .default_nh = 0, .max_routes = 4096,
+				    .trie = { .nh_sz = RTE_FIB6_TRIE_2B, .num_tbl8 = 256 } };
+	uint16_t p;
+	int i, rc = 0;
+
+	dp->fib4 = rte_fib_create("xg_fib4", SOCKET_ID_ANY, &c4);
+	dp->fib6 = rte_fib6_create("xg_fib6", SOCKET_ID_ANY, &c6);
+	if (dp->fib4 == NULL || dp->fib6 == NULL)
+		return -ENOMEM;
+	/* Connected prefixes of the port addresses, then the static routes. */
+	for (p = 0; p < XG_CFG_MAX_PORTS && rc == 0; p++)
+		for (i = 0; i < cfg->port[p].naddr && rc == 0; i++)
+			rc = add_route(dp, &cfg->port[p].addr[i], add_nh(dp, p, NULL));
+	for (i = 0; i < cfg->nroutes && rc == 0; i++) {
+		const struct xg_cfg_route *r = &cfg->route[i];
+
+		rc = add_route(dp, &r->dst, add_nh(dp, r->port, r->has_via ? &r->via : NULL));
+	}
+	return rc;
+}
+
+static void
+build_ports(struct xg_routes *dp, const struct xg_config *cfg)
+{
+	uint16_t p;
+	int i;
+
+	for (p = 0; p < XG_CFG_MAX_PORTS; p++) {
+		if (!rte_eth_dev_is_valid_port(p))
+			continue;
+		dp->port[p].up = true;
+		rte_eth_macaddr_get(p, &dp->port[p].mac);
+		dp->port[p].naddr = cfg->port[p].naddr;
+		memcpy(dp->port[p].addr, cfg->port[p].addr, sizeof(dp->port[p].addr));
+	}
+	for (i = 0; i < cfg->nneigh; i++) {
+		dp->neigh[i].addr = cfg->neigh[i].addr;
+		memcpy(dp->neigh[i].mac.addr_bytes, cfg->neigh[i].mac, 6);
+		dp->neigh[i].port = cfg->neigh[i].port;
+	}
+	dp->nneigh = cfg->nneigh;
+}
+
+struct xg_routes *
+xg_routes_build(const struct xg_config *cfg, int *err)
+{
+	struct xg_routes *r = rte_zmalloc("xg_routes", sizeof(*r), RTE_CACHE_LINE_SIZE);
+	int rc;
+
+	if (r == NULL) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	rc = build_routes(r, cfg);
+	if (rc) {
+		xg_routes_free(r);
+		*err = rc;
+		return NULL;
+	}
+	build_ports(r, cfg);
+	return r;
+}
+
+void
+xg_routes_free(struct xg_routes *r)
+{
+	if (r == NULL)
+		return;
+	rte_fib_free(r->fib4);
+	rte_fib6_free(r->fib6);
+	rte_free(r);
+}
+
+struct xg_dp *
+xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt, unsigned int seq, int *err)
+{
+	struct build b = { 0 };
+	char name[32];
+	int rc;
+
+	b.dp = rte_zmalloc("xg_dp", sizeof(*b.dp), RTE_CACHE_LINE_SIZE);
+	if (b.dp == NULL) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	b.dp->generation = xg_xfrm_generation(x);
+	b.dp->rt = rt;
+	xg_xfrm_foreach(x, collect_sa, collect_pol, &b);
+	rc = b.err;
+	b.rt = calloc(b.nsav ? b.nsav : 1, sizeof(*b.rt));
+	if (rc == 0 && b.rt == NULL)
+		rc = -ENOMEM;
+	b.dp->npols = b.nrules;
+	if (rc == 0)
+		rc = bind_out_sas(&b);
+	if (rc == 0)
+		rc = add_in_sas(&b, seq);
+	if (rc == 0) {
+		snprintf(name, sizeof(name), "xgspd%u", seq);
+		b.dp->spd = xg_spd_build(name, b.rules, b.nrules, &rc);
+	}
+	free(b.rt);
+	free(b.rules);
+	free(b.sav);
+	if (rc) {
+		xg_dp_free(b.dp);
+		*err = rc;
+		return NULL;
+	}
+	return b.dp;
+}
+
+void
+xg_dp_free(struct xg_dp *dp)
+{
+	uint32_t i;
+
+	if (dp == NULL)
+		return;
+	for (i = 0; i < dp->nsas; i++) {
+		xg_esp_sa_fini(&dp->sas[i]->esp);
+		rte_free(dp->sas[i]);
+	}
+	free(dp->sas);
+	free(dp->pols);
+	xg_spd_free(dp->spd);
+	rte_hash_free(dp->sad_in);
+	rte_free(dp);
+}

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef XG_DP_H
+#define XG_DP_H
+
+/**
+ * @file
+ * The data plane's tables: one immutable snapshot compiled from the XFRM
+ * model and the configuration, read by every worker, replaced as a whole
+ * by the control thread through RCU when the model changes.
+ *
+ * Thread-safety: xg_dp_build()/xg_dp_free() on the control thread only;
+ * a published snapshot is read-only, and the SA runtime objects in it are
+ * written only as documented on struct xg_sa_rt.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <linux/xfrm.h>
+
+#include <rte_ether.h>
+
+#include "xg_config.h"
+#include "xg_esp.h"
+#include "xg_spd.h"
+
+struct xg_xfrm;
+struct rte_hash;
+struct rte_fib;
+struct rte_fib6;
+
+/** SA at run time. The replay window (inbound) is written by the one lcore
+ *  that receives the SA's packets; the sequence counter (outbound) and the
+ *  counters are updated atomically. */
+struct xg_sa_rt {
+	struct xg_esp_sa esp;
+	bool inbound;
+	uint8_t mode;                 /**< XFRM_MODE_TUNNEL / _TRANSPORT */
+	uint32_t reqid;
+	uint8_t daddr[16], saddr[16]; /**< SA endpoints (outer), network order */
+	uint16_t family;              /**< outer family */
+	struct xg_spd_rule sel;       /**< inbound: the inner packet must match */
+	bool sel_any;                 /**< selector family unset: any inner packet */
+	uint64_t packets, bytes;
+	uint64_t replay_fail, integrity_fail;
+};
+
+/** Policy at run time: the SPD returns an index into these. */
+struct xg_pol_rt {
+	uint8_t action;               /**< XFRM_POLICY_ALLOW / _BLOCK */
+	uint8_t dir;
+	uint8_t ntmpl;
+	struct xfrm_user_tmpl tmpl;   /**< the first template (bundles: later) */
+	struct xg_sa_rt *sa;          /**< out: the SA the template selects, or NULL */
+};
+
+struct xg_dp_port {
+	bool up;
+	struct rte_ether_addr mac;
+	uint8_t naddr;
+	struct xg_cfg_prefix addr[XG_CFG_MAX_ADDRS];
+};
+
+struct xg_dp_nh {
+	uint16_t port;
+	bool has_gw;
+	struct xg_cfg_prefix gw;
+};
+
+struct xg_dp_neigh {
+	struct xg_cfg_prefix addr;
+	struct rte_ether_addr mac;
+	uint16_t port;
+};
+
+/** Ports, routes and neighbours: built once from the configuration (they
+ *  do not change with the SAD/SPD), shared by every snapshot. */
+struct xg_routes {
+	struct rte_fib *fib4;
+	struct rte_fib6 *fib6;
+	struct xg_dp_nh nh[XG_CFG_MAX_ROUTES + XG_CFG_MAX_PORTS * XG_CFG_MAX_ADDRS];
+	uint32_t nnh;
+	struct xg_dp_neigh neigh[XG_CFG_MAX_NEIGH];
+	uint32_t nneigh;
+	struct xg_dp_port port[XG_CFG_MAX_PORTS];
+};
+
+struct xg_dp {
+	uint64_t generation;          /**< of the model it was built from */
+	const struct xg_routes *rt;
+	struct xg_spd *spd;
+	struct xg_pol_rt *pols;
+	uint32_t npols;
+	struct xg_sa_rt **sas;
+	uint32_t nsas;
+	struct rte_hash *sad_in;      /**< (spi, daddr, family) -> struct xg_sa_rt * */
+};
+
+/** Key of the inbound SA hash. */
+struct xg_sad_key {
+	uint32_t spi;
+	uint16_t family;
+	uint16_t pad;
+	uint8_t daddr[16];
+};
+
+/** Build ports, routes and neighbours from @p cfg. NULL on failure (*err). */
+struct xg_routes *xg_routes_build(const struct xg_config *cfg, int *err);
+
+void xg_routes_free(struct xg_routes *r);
+
+/**
+ * Compile the model into new tables using the routes @p rt.
+ * @param seq  a number unique among live snapshots (names DPDK objects)
+ * @return the tables, or NULL (errno-style reason in *err)
+ */
+struct xg_dp *xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt,
+			  unsigned int seq, int *err);
+
+/** Free tables no worker can still see (keys of their SAs wiped). */
+void xg_dp_free(struct xg_dp *dp);
+
+/** Route lookup: the next hop for @p dst of @p family, or NULL. */
+const struct xg_dp_nh *xg_dp_route(const struct xg_routes *rt, uint8_t family,
+				   const uint8_t *dst);
+
+/** Static or learnt neighbour for @p addr on @p port, or NULL. */
+const struct xg_dp_neigh *xg_dp_neigh(const struct xg_routes *rt, uint8_t family,
+				      const uint8_t *addr, uint16_t port);
+
+/** Is @p addr one of the gateway's own addresses (on any port)? */
+bool xg_dp_is_local(const struct xg_routes *rt, uint8_t family, const uint8_t *addr);
+
+#endif /* XG_DP_H */

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Read-only views of the model for the data-plane compiler.
+ */
+
+#include "xfrm_priv.h"
+
+uint64_t
+xg_xfrm_generation(const struct xg_xfrm *x)
+{
+	return x->generation;
+}
+
+static void
+sa_view(const struct xg_sa *sa, struct xg_sa_view *v)
+{
+	v->id = &sa->id;
+	v->saddr = &sa->saddr;
+	v->sel = &sa->sel;
+	v->family = sa->family;
+	v->mode = sa->mode;
+	v->flags = sa->flags;
+	v->reqid = sa->reqid;
+	v->replay_window = sa->replay_esn ? sa->replay_esn->replay_window : sa->replay_window;
+	v->oseq = sa->replay_esn ? ((uint64_t)sa->replay_esn->oseq_hi << 32 | sa->replay_esn->oseq) :
+				   sa->replay.oseq;
+	v->add_time = sa->curlft.add_time;
+	v->aead = sa->aead;
+	v->aalg = sa->aalg;
+	v->ealg = sa->ealg;
+	v->encap = sa->has_encap ? &sa->encap : NULL;
+	v->mark_v = sa->mark.v;
+	v->mark_m = sa->mark.m;
+	v->if_id = sa->if_id;
+	v->handle = sa;
+}
+
+static void
+pol_view(const struct xg_policy *p, struct xg_pol_view *v)
+{
+	v->sel = &p->sel;
+	v->dir = p->dir;
+	v->action = p->action;
+	v->type = p->type;
+	v->priority = p->priority;
+	v->index = p->index;
+	v->order = p->order;
+	v->ntmpl = p->ntmpl;
+	v->tmpl = p->tmpl;
+	v->mark_v = p->mark.v;
+	v->mark_m = p->mark.m;
+	v->if_id = p->if_id;
+}
+
+void
+xg_xfrm_foreach(const struct xg_xfrm *x, void (*fn)(void *arg, const struct xg_sa_view *v),
+		void (*pfn)(void *arg, const struct xg_pol_view *v), void *arg)
+{
+	const struct xg_walk *w;
+
+	for (w = x->sa_all.next; fn && w != &x->sa_all; w = w->next) {
+		struct xg_sa_view v;
+
+		if (w->walker)
+			continue;
+		sa_view((const struct xg_sa *)w, &v);
+		fn(arg, &v);
+	}
+	for (w = x->pol_all.next; pfn && w != &x->pol_all; w = w->next) {
+		struct xg_pol_view v;
+
+		if (w->walker)
+			continue;
+		pol_view((const struct xg_policy *)w, &v);
+		pfn(arg, &v);
+	}
+}

@@ -1,0 +1,182 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The gateway end to end: LAN netns <-veth-> xfrmgw (net_af_packet) <-veth->
+WAN netns. SAs and policies come from `ip xfrm` through the preload
+library; scapy sends plaintext on the LAN side and decrypts what leaves on
+the WAN side, sends ESP on the WAN side and checks the plaintext that
+leaves on the LAN side. Drops are checked in the counters the daemon logs.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from scapy.all import Ether, IP, ICMP, UDP, Raw, rdpcap, wrpcap
+from scapy.layers.ipsec import ESP, SecurityAssociation
+
+import conftest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+IO = os.path.join(HERE, "netns_io.py")
+KEY = "0x00112233445566778899aabbccddeeffa0a1a2a3"
+KEY_B = bytes.fromhex(KEY[2:])
+GW_LAN, GW_WAN, PEER, LANHOST = "10.1.0.254", "192.0.2.1", "192.0.2.2", "10.1.0.1"
+
+
+def sh(cmd, check=True):
+    return subprocess.run(cmd, shell=True, check=check, capture_output=True, text=True)
+
+
+def mac(ns, ifname):
+    pre = "ip netns exec %s " % ns if ns else ""
+    return sh(pre + "cat /sys/class/net/%s/address" % ifname).stdout.strip()
+
+
+@pytest.fixture
+def topo(tmp_path):
+    tag = str(os.getpid() % 10000)
+    names = {"lan": "xgl" + tag, "wan": "xgw" + tag}
+    created = []
+    try:
+        for side, ns in names.items():
+            sh("ip netns add " + ns)
+            created.append(ns)
+            g, t = side[0] + "g" + tag, side[0] + "t" + tag
+            sh("ip link add %s type veth peer name %s" % (g, t))
+            sh("ip link set %s netns %s" % (t, ns))
+            for cmd in ("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1" % g,
+                        "ip link set %s up" % g):
+                sh(cmd)
+            sh("ip netns exec %s sysctl -qw net.ipv6.conf.%s.disable_ipv6=1" % (ns, t))
+            sh("ip netns exec %s ip link set %s up" % (ns, t))
+            sh("ip netns exec %s ip link set lo up" % ns)
+        yield {
+            "lan_ns": names["lan"], "wan_ns": names["wan"],
+            "lan_g": "lg" + tag, "wan_g": "wg" + tag, "lan_t": "lt" + tag, "wan_t": "wt" + tag,
+        }
+    finally:
+        for ns in created:
+            sh("ip netns del " + ns, check=False)
+        for g in ("lg" + tag, "wg" + tag):
+            sh("ip link del " + g, check=False)
+
+
+def start_gateway(tmp_path, t):
+    conf = tmp_path / "gw.conf"
+    conf.write_text(
+        "[port 0]\nipv4 = %s/24\n[port 1]\nipv4 = %s/24\n"
+        "[route remote]\nprefix = 10.2.0.0/16\nvia = %s\nport = 1\n"
+        "[neighbour peer]\naddress = %s\nmac = %s\nport = 1\n"
+        "[neighbour lanhost]\naddress = %s\nmac = %s\nport = 0\n"
+        % (GW_LAN, GW_WAN, PEER, PEER, mac(t["wan_ns"], t["wan_t"]), LANHOST,
+           mac(t["lan_ns"], t["lan_t"])))
+    sock = str(tmp_path / "x.sock")
+    log = open(tmp_path / "gw.log", "w+")
+    cmd = [conftest.XFRMGW, "-l", "0,1", "--no-huge", "-m", "512", "--no-pci", "--no-shconf",
+           "--vdev", "net_af_packet0,iface=" + t["lan_g"],
+           "--vdev", "net_af_packet1,iface=" + t["wan_g"],
+           "--log-level", "*:info", "--log-level", "lib.*:warning",
+           "--", "--xfrm-socket", sock, "--config", str(conf)]
+    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 30
+    while not os.path.exists(sock):
+        assert p.poll() is None and time.time() < deadline, open(tmp_path / "gw.log").read()
+        time.sleep(0.05)
+    env = dict(os.environ, LD_PRELOAD=conftest.PRELOAD, XFRMGW_SOCKET=sock)
+    return p, log, env
+
+
+def stop_gateway(p, log):
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=20)
+    log.seek(0)
+    text = log.read()
+    counters = {m.group(1): int(m.group(2))
+                for m in re.finditer(r"counter (\w+)\s+(\d+)", text)}
+    return p.returncode, text, counters
+
+
+def ipx(env, cmd):
+    r = subprocess.run("ip " + cmd, shell=True, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def exchange(t, tmp_path, send_side, frames, wait=3.0):
+    """Send frames from one netns, capture on the other; returns captured."""
+    rx_side = "wan" if send_side == "lan" else "lan"
+    out = str(tmp_path / ("%s_rx.pcap" % rx_side))
+    inp = str(tmp_path / ("%s_tx.pcap" % send_side))
+    wrpcap(inp, frames)
+    sniffer = subprocess.Popen(["ip", "netns", "exec", t[rx_side + "_ns"], sys.executable, IO,
+                                "sniff", t[rx_side + "_t"], str(wait), out])
+    time.sleep(1.0)
+    subprocess.run(["ip", "netns", "exec", t[send_side + "_ns"], sys.executable, IO, "send",
+                    t[send_side + "_t"], inp], check=True, timeout=30)
+    sniffer.wait(timeout=wait + 30)
+    return rdpcap(out) if os.path.exists(out) else []
+
+
+def test_tunnel_both_ways(topo, tmp_path):
+    t = topo
+    p, log, env = start_gateway(tmp_path, t)
+    try:
+        ipx(env, "xfrm state add src %s dst %s proto esp spi 0x100 reqid 1 mode tunnel "
+            "aead 'rfc4106(gcm(aes))' %s 128" % (GW_WAN, PEER, KEY))
+        ipx(env, "xfrm state add src %s dst %s proto esp spi 0x200 reqid 2 mode tunnel "
+            "replay-window 32 aead 'rfc4106(gcm(aes))' %s 128" % (PEER, GW_WAN, KEY))
+        ipx(env, "xfrm policy add src 10.1.0.0/16 dst 10.2.0.0/16 dir out "
+            "tmpl src %s dst %s proto esp reqid 1 mode tunnel" % (GW_WAN, PEER))
+        ipx(env, "xfrm policy add src 10.2.0.0/16 dst 10.1.0.0/16 dir fwd "
+            "tmpl src %s dst %s proto esp reqid 2 mode tunnel" % (PEER, GW_WAN))
+        ipx(env, "xfrm policy add src 10.1.0.0/16 dst 10.3.0.0/16 dir out action block")
+        time.sleep(0.3)
+        gw_lan_mac, gw_wan_mac = mac(None, t["lan_g"]), mac(None, t["wan_g"])
+        lan_mac, wan_mac = mac(t["lan_ns"], t["lan_t"]), mac(t["wan_ns"], t["wan_t"])
+
+        # Outbound: plaintext in on the LAN, ESP out on the WAN.
+        inner = [IP(src=LANHOST, dst="10.2.0.5", ttl=64) / ICMP(id=1, seq=i) / Raw(b"p" * i * 10)
+                 for i in range(1, 6)]
+        blocked = IP(src=LANHOST, dst="10.3.0.5") / UDP(sport=1, dport=2)
+        frames = [Ether(src=lan_mac, dst=gw_lan_mac) / pk for pk in inner + [blocked]]
+        got = [f for f in exchange(t, tmp_path, "lan", frames)
+               if f.haslayer(ESP) and f[IP].src == GW_WAN]
+        assert len(got) == len(inner), [f.summary() for f in got]
+        sa_out = SecurityAssociation(ESP, spi=0x100, crypt_algo="AES-GCM", crypt_key=KEY_B,
+                                     tunnel_header=IP(src=GW_WAN, dst=PEER))
+        for f, orig in zip(got, inner):
+            assert f[Ether].dst == wan_mac and f[Ether].src == gw_wan_mac
+            plain = sa_out.decrypt(f[IP])
+            want = orig.copy()
+            want.ttl -= 1            # forwarded: one hop
+            del want.chksum
+            assert bytes(plain) == bytes(IP(bytes(want)))
+
+        # Inbound: ESP in on the WAN, plaintext out on the LAN; one replay,
+        # one plain packet that the fwd policy says must have been protected.
+        sa_in = SecurityAssociation(ESP, spi=0x200, crypt_algo="AES-GCM", crypt_key=KEY_B,
+                                    tunnel_header=IP(src=PEER, dst=GW_WAN))
+        back = [IP(src="10.2.0.5", dst=LANHOST, ttl=30) / UDP(sport=7, dport=9) / Raw(b"r" * i)
+                for i in range(4)]
+        enc = [sa_in.encrypt(pk, seq_num=i + 1) for i, pk in enumerate(back)]
+        plain_cheat = IP(src="10.2.0.5", dst=LANHOST) / UDP(sport=7, dport=9) / b"cheat"
+        frames = [Ether(src=wan_mac, dst=gw_wan_mac) / e for e in enc + [enc[0], plain_cheat]]
+        got = [f for f in exchange(t, tmp_path, "wan", frames)
+               if f.haslayer(UDP) and f[IP].dst == LANHOST]
+        assert len(got) == len(back), [f.summary() for f in got]
+        for f, orig in zip(got, back):
+            assert f[Ether].dst == lan_mac and f[Ether].src == gw_lan_mac
+            want = orig.copy()
+            want.ttl -= 1
+            del want.chksum
+            assert bytes(f[IP]) == bytes(IP(bytes(want)))
+    finally:
+        rc, text, counters = stop_gateway(p, log)
+    assert rc == 0, text
+    assert counters.get("XgOutEncrypted") == 5, text
+    assert counters.get("XfrmOutPolBlock") == 1, text
+    assert counters.get("XgInDecrypted") == 4, text
+    assert counters.get("XfrmInStateSeqError") == 1, text
+    assert counters.get("XfrmInTmplMismatch") == 1, text
