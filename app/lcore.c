@@ -294,7 +294,7 @@ forward(struct ctx *c, struct rte_mbuf *m, const struct xg_sa_rt *via)
 	outbound(c, m, family, key);
 }
 
-/* ESP addressed to an SA of ours. */
+/* ESP for one of our inbound SAs, or ESP that is ours to refuse. */
 static bool
 inbound_esp(struct ctx *c, struct rte_mbuf *m)
 {
@@ -304,28 +304,37 @@ inbound_esp(struct ctx *c, struct rte_mbuf *m)
 	struct xg_sa_rt *sa;
 	unsigned int l3;
 	uint8_t why;
+	bool local;
 
 	memset(&key, 0, sizeof(key));
 	if ((ip[0] >> 4) == 4) {
 		l3 = (ip[0] & 0xfu) * 4;
-		if (ip[9] != IPPROTO_ESP || len < l3 + 8)
+		if (ip[9] != IPPROTO_ESP)
 			return false;
 		key.family = AF_INET;
 		memcpy(key.daddr, ip + 16, 4);
 	} else {
 		l3 = 40;
-		if (ip[6] != IPPROTO_ESP || len < l3 + 8)
+		if (ip[6] != IPPROTO_ESP)
 			return false;
 		key.family = AF_INET6;
 		memcpy(key.daddr, ip + 24, 16);
 	}
+	local = xg_dp_is_local(c->dp->rt, (uint8_t)key.family, key.daddr);
+	if (len < l3 + 4) {
+		if (!local)
+			return false;
+		drop(c, m, XG_STAT_IN_HDR_ERROR);
+		return true;
+	}
 	memcpy(&key.spi, ip + l3, 4);
 	if (rte_hash_lookup_data(c->dp->sad_in, &key, (void **)&sa) < 0) {
-		if (!xg_dp_is_local(c->dp->rt, (uint8_t)key.family, key.daddr))
+		if (!local)
 			return false;   /* transit ESP: forwarded like any packet */
 		drop(c, m, XG_STAT_IN_NO_STATES);
 		return true;
 	}
+	/* xg_esp_inb() checks the rest of the header and the lengths. */
 	if (xg_esp_inb(&sa->esp, &m, 1, &why) != 1) {
 		if (why == XG_STAT_IN_STATE_SEQ_ERROR)
 			__atomic_fetch_add(&sa->replay_fail, 1, __ATOMIC_RELAXED);

@@ -63,9 +63,15 @@ def topo(tmp_path):
             sh("ip link del " + g, check=False)
 
 
-def start_gateway(tmp_path, t):
+def start_gateway(tmp_path, t, extra_conf=None):
+    """Start xfrmgw between the two netns; @p extra_conf replaces the default
+    configuration (%(lan)s and %(wan)s stand for the test hosts' MACs)."""
     conf = tmp_path / "gw.conf"
-    conf.write_text(
+    if extra_conf:
+        conf.write_text(extra_conf % {"lan": mac(t["lan_ns"], t["lan_t"]),
+                                      "wan": mac(t["wan_ns"], t["wan_t"])})
+    else:
+        conf.write_text(
         "[port 0]\nipv4 = %s/24\n[port 1]\nipv4 = %s/24\n"
         "[route remote]\nprefix = 10.2.0.0/16\nvia = %s\nport = 1\n"
         "[neighbour peer]\naddress = %s\nmac = %s\nport = 1\n"
