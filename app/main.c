@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rte_eal.h>
 #include <rte_ethdev.h>
@@ -218,7 +219,7 @@ publish(struct xg_server *srv)
 	struct xg_dp *old = xg_shared.dp, *dp;
 	int err = 0;
 
-	dp = xg_dp_build(xg_server_xfrm(srv), routes, ++dp_seq, &err);
+	dp = xg_dp_build(xg_server_xfrm(srv), routes, old, ++dp_seq, &err);
 	if (dp == NULL) {
 		MAIN_LOG(ERR, "data plane: tables not rebuilt: %s", strerror(-err));
 		return err;
@@ -247,6 +248,43 @@ log_counters(void)
 			MAIN_LOG(INFO, "counter %s", line);
 }
 
+static void
+report_one(void *arg, uint64_t uid, struct xg_sa_use *u)
+{
+	struct xg_sa_rt *rt = xg_dp_sa_by_uid(arg, uid);
+	uint64_t v;
+
+	if (rt == NULL)
+		return;
+	v = __atomic_load_n(&rt->packets, __ATOMIC_RELAXED);
+	u->packets = v - rt->rep_packets;
+	rt->rep_packets = v;
+	v = __atomic_load_n(&rt->bytes, __ATOMIC_RELAXED);
+	u->bytes = v - rt->rep_bytes;
+	rt->rep_bytes = v;
+	v = __atomic_load_n(&rt->replay_fail, __ATOMIC_RELAXED);
+	u->replay = (uint32_t)(v - rt->rep_replay);
+	rt->rep_replay = v;
+	v = __atomic_load_n(&rt->integrity_fail, __ATOMIC_RELAXED);
+	u->integrity_failed = (uint32_t)(v - rt->rep_integrity);
+	rt->rep_integrity = v;
+	if (!rt->inbound)
+		u->oseq = __atomic_load_n(&rt->esp.seq, __ATOMIC_RELAXED);
+	if (u->packets)
+		u->use_time = (uint64_t)time(NULL);
+}
+
+/* Before the model changes, and now and then: what the workers counted goes
+ * into the SAs, where GETSA (ip -s xfrm state) reads it. */
+static void
+report_use(void *arg)
+{
+	struct xg_server *srv = arg;
+
+	if (xg_shared.dp)
+		xg_xfrm_report_use(xg_server_xfrm(srv), report_one, xg_shared.dp);
+}
+
 static int
 control_loop(struct xg_server *srv, const struct options *o)
 {
@@ -255,6 +293,8 @@ control_loop(struct xg_server *srv, const struct options *o)
 
 	if (o->run_seconds)
 		deadline = rte_get_timer_cycles() + hz * o->run_seconds;
+	if (nworkers)
+		xg_xfrm_set_prelude(xg_server_xfrm(srv), report_use, srv);
 	while (!stop && rc == 0) {
 		rc = xg_server_poll(srv, 10);
 		if (nworkers && xg_shared.dp &&

@@ -25,6 +25,7 @@
 
 struct build {
 	struct xg_dp *dp;
+	struct xg_dp *prev;              /* its SA runtime objects are taken over */
 	struct xg_sa_view *sav;          /* every SA, newest first */
 	uint32_t nsav, capsav;
 	struct xg_sa_rt **rt;            /* rt[i] for sav[i], NULL until used */
@@ -185,12 +186,19 @@ alg_cfg(const struct xg_sa_view *v, struct xg_esp_cfg *c)
 }
 
 static struct xg_sa_rt *
-make_rt(const struct xg_sa_view *v, bool inbound)
+make_rt(struct build *b, const struct xg_sa_view *v, bool inbound)
 {
-	struct xg_sa_rt *rt = rte_zmalloc("xg_sa_rt", sizeof(*rt), RTE_CACHE_LINE_SIZE);
+	struct xg_sa_rt *rt = b->prev ? xg_dp_sa_by_uid(b->prev, v->uid) : NULL;
 	struct xg_esp_cfg c;
 	int rc;
 
+	/* Keys never change under an SA's identity: the old object, with its
+	 * sequence counter and replay window, carries on. */
+	if (rt && rt->inbound == inbound) {
+		rt->owner = b->dp;
+		return rt;
+	}
+	rt = rte_zmalloc("xg_sa_rt", sizeof(*rt), RTE_CACHE_LINE_SIZE);
 	if (rt == NULL)
 		return NULL;
 	memset(&c, 0, sizeof(c));
@@ -212,6 +220,8 @@ make_rt(const struct xg_sa_view *v, bool inbound)
 		return NULL;
 	}
 	rt->inbound = inbound;
+	rt->uid = v->uid;
+	rt->owner = b->dp;
 	rt->mode = v->mode;
 	rt->reqid = v->reqid;
 	rt->family = v->family;
@@ -253,7 +263,7 @@ bind_out_sas(struct build *b)
 		if (k < 0)
 			continue;   /* no SA yet: packets are dropped as XfrmOutNoStates */
 		if (b->rt[k] == NULL) {
-			b->rt[k] = make_rt(&b->sav[k], false);
+			b->rt[k] = make_rt(b, &b->sav[k], false);
 			if (b->rt[k] == NULL || add_sa(b->dp, b->rt[k]))
 				return -ENOMEM;
 		}
@@ -294,7 +304,7 @@ add_in_sas(struct build *b, unsigned int seq)
 		/* The newest SA with this key wins, as a kernel lookup finds it. */
 		if (rte_hash_lookup(b->dp->sad_in, &key) >= 0)
 			continue;
-		rt = make_rt(v, true);
+		rt = make_rt(b, v, true);
 		if (rt == NULL || add_sa(b->dp, rt) || rte_hash_add_key_data(b->dp->sad_in, &key, rt))
 			return -ENOMEM;
 		b->rt[i] = rt;
@@ -405,10 +415,48 @@ xg_routes_free(struct xg_routes *r)
 	rte_free(r);
 }
 
-struct xg_dp *
-xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt, unsigned int seq, int *err)
+static int
+uid_cmp(const void *a, const void *b)
 {
-	struct build b = { 0 };
+	uint64_t x = (*(struct xg_sa_rt *const *)a)->uid, y = (*(struct xg_sa_rt *const *)b)->uid;
+
+	return x < y ? -1 : x > y;
+}
+
+struct xg_sa_rt *
+xg_dp_sa_by_uid(const struct xg_dp *dp, uint64_t uid)
+{
+	uint32_t lo = 0, hi = dp->nsas;
+
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+
+		if (dp->by_uid[mid]->uid == uid)
+			return dp->by_uid[mid];
+		if (dp->by_uid[mid]->uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int
+index_uids(struct xg_dp *dp)
+{
+	dp->by_uid = malloc(sizeof(*dp->by_uid) * (dp->nsas ? dp->nsas : 1));
+	if (dp->by_uid == NULL)
+		return -ENOMEM;
+	memcpy(dp->by_uid, dp->sas, sizeof(*dp->sas) * dp->nsas);
+	qsort(dp->by_uid, dp->nsas, sizeof(*dp->by_uid), uid_cmp);
+	return 0;
+}
+
+struct xg_dp *
+xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt, struct xg_dp *prev,
+	    unsigned int seq, int *err)
+{
+	struct build b = { .prev = prev };
 	char name[32];
 	int rc;
 
@@ -429,6 +477,8 @@ xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt, unsigned int se
 		rc = bind_out_sas(&b);
 	if (rc == 0)
 		rc = add_in_sas(&b, seq);
+	if (rc == 0)
+		rc = index_uids(b.dp);
 	if (rc == 0) {
 		snprintf(name, sizeof(name), "xgspd%u", seq);
 		b.dp->spd = xg_spd_build(name, b.rules, b.nrules, &rc);
@@ -437,6 +487,12 @@ xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt, unsigned int se
 	free(b.rules);
 	free(b.sav);
 	if (rc) {
+		uint32_t i;
+
+		/* Hand taken-over objects back before freeing what was built. */
+		for (i = 0; prev && i < b.dp->nsas; i++)
+			if (xg_dp_sa_by_uid(prev, b.dp->sas[i]->uid) == b.dp->sas[i])
+				b.dp->sas[i]->owner = prev;
 		xg_dp_free(b.dp);
 		*err = rc;
 		return NULL;
@@ -452,10 +508,13 @@ xg_dp_free(struct xg_dp *dp)
 	if (dp == NULL)
 		return;
 	for (i = 0; i < dp->nsas; i++) {
+		if (dp->sas[i]->owner != dp)
+			continue;   /* taken over by a newer snapshot */
 		xg_esp_sa_fini(&dp->sas[i]->esp);
 		rte_free(dp->sas[i]);
 	}
 	free(dp->sas);
+	free(dp->by_uid);
 	free(dp->pols);
 	xg_spd_free(dp->spd);
 	rte_hash_free(dp->sad_in);

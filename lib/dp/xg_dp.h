@@ -43,6 +43,10 @@ struct xg_sa_rt {
 	bool sel_any;                 /**< selector family unset: any inner packet */
 	uint64_t packets, bytes;
 	uint64_t replay_fail, integrity_fail;
+	/* Control thread only: identity, owner and what was reported so far. */
+	uint64_t uid;
+	const struct xg_dp *owner;    /**< the snapshot that frees it */
+	uint64_t rep_packets, rep_bytes, rep_replay, rep_integrity;
 };
 
 /** Policy at run time: the SPD returns an index into these. */
@@ -94,6 +98,7 @@ struct xg_dp {
 	struct xg_sa_rt **sas;
 	uint32_t nsas;
 	struct rte_hash *sad_in;      /**< (spi, daddr, family) -> struct xg_sa_rt * */
+	struct xg_sa_rt **by_uid;     /**< sas sorted by uid, for xg_dp_sa_by_uid() */
 };
 
 /** Key of the inbound SA hash. */
@@ -115,10 +120,17 @@ void xg_routes_free(struct xg_routes *r);
  * @return the tables, or NULL (errno-style reason in *err)
  */
 struct xg_dp *xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt,
-			  unsigned int seq, int *err);
+			  struct xg_dp *prev, unsigned int seq, int *err);
 
-/** Free tables no worker can still see (keys of their SAs wiped). */
+/**
+ * Free tables no worker can still see. SA runtime objects that a newer
+ * snapshot took over (same SA, same direction: their sequence counter and
+ * replay window must live on) stay; the others are freed, keys wiped.
+ */
 void xg_dp_free(struct xg_dp *dp);
+
+/** The SA runtime object of model SA @p uid, or NULL. Control thread. */
+struct xg_sa_rt *xg_dp_sa_by_uid(const struct xg_dp *dp, uint64_t uid);
 
 /** Route lookup: the next hop for @p dst of @p family, or NULL. */
 const struct xg_dp_nh *xg_dp_route(const struct xg_routes *rt, uint8_t family,

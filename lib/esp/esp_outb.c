@@ -268,7 +268,9 @@ outb_burst(struct xg_esp_sa *sa, struct rte_mbuf *mb[], uint16_t n, uint8_t why[
 	struct rte_crypto_sym_vec sv;
 
 	for (i = 0; i < n; i++) {
-		uint64_t seq = sa->seq + 1;
+		/* Several lcores may send on one SA: each number (and with it
+		 * the counter-mode IV) is handed out exactly once. */
+		uint64_t seq = __atomic_add_fetch(&sa->seq, 1, __ATOMIC_RELAXED);
 		int r;
 
 		/* Never wrap: a sender must stop using an SA, not reuse numbers. */
@@ -282,7 +284,6 @@ outb_burst(struct xg_esp_sa *sa, struct rte_mbuf *mb[], uint16_t n, uint8_t why[
 		reason[i] = (uint8_t)r;
 		if (r)
 			continue;
-		sa->seq = seq;
 		set_vec(sa, &o[k], &vec[k]);
 		sgl[k].vec = &vec[k];
 		sgl[k].num = 1;

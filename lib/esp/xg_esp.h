@@ -15,9 +15,9 @@
  * good; those come first in the array and the bad ones after them, each
  * with its reason in @p why (enum xg_stat).
  *
- * Thread-safety: an SA is set up and torn down by the control thread. An
- * outbound SA's sequence counter and an inbound SA's replay window belong
- * to one lcore at a time (the caller's RCU/ownership rules).
+ * Thread-safety: an SA is set up and torn down by the control thread. Any
+ * number of lcores may send on an outbound SA (sequence numbers are handed
+ * out atomically); an inbound SA's replay window belongs to one lcore.
  */
 
 #include <stdbool.h>
@@ -64,7 +64,7 @@ struct xg_esp_sa {
 	bool aead, tunnel, esn, outbound, ctr;
 	uint8_t family;
 	uint8_t salt[4];
-	uint64_t seq;              /**< outbound counter */
+	uint64_t seq;              /**< outbound: last number handed out (atomic) */
 	uint8_t saddr[16], daddr[16];
 	void *sess;
 	uint8_t dev;

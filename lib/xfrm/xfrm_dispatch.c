@@ -271,6 +271,13 @@ xg_xfrm_destroy(struct xg_xfrm *x)
 }
 
 void
+xg_xfrm_set_prelude(struct xg_xfrm *x, void (*fn)(void *arg), void *arg)
+{
+	x->prelude = fn;
+	x->prelude_arg = arg;
+}
+
+void
 xg_xfrm_counts(const struct xg_xfrm *x, uint32_t *nsa, uint32_t *npol)
 {
 	*nsa = x->nsa;
@@ -348,6 +355,8 @@ xg_xfrm_rcv(struct xg_xfrm *x, const struct xg_xfrm_peer *peer, const void *dgra
 	const uint8_t *p = dgram;
 	int n = 0;
 
+	if (x->prelude)
+		x->prelude(x->prelude_arg);
 	/* netlink_rcv_skb(): stop silently at a header that lies about its
 	 * length; the parser then only ever sees whole messages. The copy
 	 * keeps each message 8-byte aligned for the fixed-header casts. */

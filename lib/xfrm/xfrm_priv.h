@@ -38,6 +38,7 @@ struct xg_walk {
 struct xg_sa {
 	struct xg_walk all;     /* first member: list node to object is a cast */
 	struct xg_sa *hnext;    /* chain of the (daddr, spi, proto) hash */
+	uint64_t uid;           /* never reused: ties data-plane objects to it */
 	struct xfrm_id id;
 	xfrm_address_t saddr;
 	struct xfrm_selector sel;
@@ -99,6 +100,7 @@ struct xg_xfrm {
 	struct xg_sa *sa_hash[XG_SA_HASH_SIZE];
 	struct xg_policy *pol_byidx[XG_POL_HASH_SIZE];
 	uint32_t nsa;
+	uint64_t sa_uid;           /* source of xg_sa.uid */
 	uint32_t sad_hmask;        /* emulated size of the kernel's SPI hash */
 	uint32_t pol_hmask[XFRM_POLICY_MAX];
 	uint32_t pol_idx_hmask;
@@ -106,6 +108,8 @@ struct xg_xfrm {
 	uint32_t idx_generator;
 	uint64_t pol_order;        /* source of xg_policy.order */
 	uint64_t generation;       /* bumped by every change of either table */
+	void (*prelude)(void *arg);
+	void *prelude_arg;
 	struct xfrmu_spdhthresh hthresh4, hthresh6;
 };
 

@@ -564,6 +564,7 @@ sa_link(struct xg_xfrm *x, struct xg_sa *sa)
 	sa->hnext = x->sa_hash[h];
 	x->sa_hash[h] = sa;
 	x->nsa++;
+	sa->uid = ++x->sa_uid;
 	/* The kernel doubles its SPI hash when it holds more states than
 	 * buckets; GETSADINFO reports that size. */
 	if (x->nsa > x->sad_hmask && x->sad_hmask + 1 < SAD_HASHMAX)

@@ -32,7 +32,7 @@ sa_view(const struct xg_sa *sa, struct xg_sa_view *v)
 	v->mark_v = sa->mark.v;
 	v->mark_m = sa->mark.m;
 	v->if_id = sa->if_id;
-	v->handle = sa;
+	v->uid = sa->uid;
 }
 
 static void
@@ -73,5 +73,38 @@ xg_xfrm_foreach(const struct xg_xfrm *x, void (*fn)(void *arg, const struct xg_s
 			continue;
 		pol_view((const struct xg_policy *)w, &v);
 		pfn(arg, &v);
+	}
+}
+
+void
+xg_xfrm_report_use(struct xg_xfrm *x,
+		   void (*fn)(void *arg, uint64_t uid, struct xg_sa_use *use), void *arg)
+{
+	struct xg_walk *w;
+
+	for (w = x->sa_all.next; w != &x->sa_all; w = w->next) {
+		struct xg_sa *sa = (struct xg_sa *)w;
+		struct xg_sa_use u = { 0 };
+
+		if (w->walker)
+			continue;
+		fn(arg, sa->uid, &u);
+		sa->curlft.bytes += u.bytes;
+		sa->curlft.packets += u.packets;
+		sa->stats.replay += u.replay;
+		sa->stats.integrity_failed += u.integrity_failed;
+		if (u.use_time) {
+			if (sa->curlft.use_time == 0)
+				sa->curlft.use_time = u.use_time;
+			sa->lastused = u.use_time;
+		}
+		/* The sender's counter, so that GETSA shows it and a rebuilt
+		 * SA never sends a number (and GCM nonce) twice. */
+		if (u.oseq && sa->replay_esn) {
+			sa->replay_esn->oseq = (uint32_t)u.oseq;
+			sa->replay_esn->oseq_hi = (uint32_t)(u.oseq >> 32);
+		} else if (u.oseq) {
+			sa->replay.oseq = (uint32_t)u.oseq;
+		}
 	}
 }

@@ -88,7 +88,15 @@ struct xg_sa_view {
 	const struct xfrm_algo *ealg;
 	const struct xfrm_encap_tmpl *encap;   /**< NULL: plain ESP */
 	uint32_t mark_v, mark_m, if_id;
-	const void *handle;             /**< identifies the SA within this generation */
+	uint64_t uid;                   /**< unique for the daemon's life */
+};
+
+/** What the data plane saw on one SA since the last report. */
+struct xg_sa_use {
+	uint64_t bytes, packets;
+	uint32_t replay, integrity_failed;
+	uint64_t oseq;                  /**< outbound: last sequence number sent */
+	uint64_t use_time;              /**< wall-clock second of the last packet, 0: none */
 };
 
 /** Read-only view of one policy. */
@@ -108,6 +116,21 @@ uint64_t xg_xfrm_generation(const struct xg_xfrm *x);
 /** Call @p fn for every SA, then @p pfn for every policy (either may be NULL). */
 void xg_xfrm_foreach(const struct xg_xfrm *x, void (*fn)(void *arg, const struct xg_sa_view *v),
 		     void (*pfn)(void *arg, const struct xg_pol_view *v), void *arg);
+
+/**
+ * Report data-plane use: @p fn is called for every SA and fills @p use
+ * (zeroed) with what happened since its last report; the model adds it to
+ * the SA's current lifetime and stats, as GETSA and dumps show them.
+ */
+void xg_xfrm_report_use(struct xg_xfrm *x,
+			void (*fn)(void *arg, uint64_t uid, struct xg_sa_use *use), void *arg);
+
+/**
+ * Have @p fn called before every datagram of requests is handled, that is
+ * before anything in the model can change (the data plane reports its
+ * counters there, so that nothing is lost when an SA goes away).
+ */
+void xg_xfrm_set_prelude(struct xg_xfrm *x, void (*fn)(void *arg), void *arg);
 
 /** Object counts, for logs and tests. */
 void xg_xfrm_counts(const struct xg_xfrm *x, uint32_t *nsa, uint32_t *npol);
