@@ -68,8 +68,10 @@ def start_gateway(tmp_path, t, extra_conf=None):
     configuration (%(lan)s and %(wan)s stand for the test hosts' MACs)."""
     conf = tmp_path / "gw.conf"
     if extra_conf:
-        conf.write_text(extra_conf % {"lan": mac(t["lan_ns"], t["lan_t"]),
-                                      "wan": mac(t["wan_ns"], t["wan_t"])})
+        macs = {"lan": mac(t["lan_ns"], t["lan_t"])}
+        if t.get("wan_ns"):
+            macs["wan"] = mac(t["wan_ns"], t["wan_t"])
+        conf.write_text(extra_conf % macs)
     else:
         conf.write_text(
         "[port 0]\nipv4 = %s/24\n[port 1]\nipv4 = %s/24\n"

@@ -24,10 +24,11 @@ def available():
     return os.path.exists("/usr/bin/linux.uml") and glob.glob("/usr/lib/uml/modules/*")
 
 
-def run(commands, timeout=240):
+def run(commands, timeout=240, tap=None):
     """Run each command (a shell string) in one UML boot.
 
-    Returns a list of (rc, stdout, stderr) in the same order.
+    With @p tap, the UML kernel's vec0 is attached to that (existing) host
+    TAP device. Returns a list of (rc, stdout, stderr) in the same order.
     """
     work = tempfile.mkdtemp(prefix="xg-uml-", dir="/tmp")
     init = os.path.join(work, "init.sh")
@@ -57,7 +58,8 @@ def run(commands, timeout=240):
     console = os.path.join(work, "console")
     with open(console, "w") as con:
         subprocess.run(["linux.uml", "mem=256M", "rootfstype=hostfs", "rootflags=/", "rw",
-                        "init=" + init, "con=null", "con0=fd:0,fd:1"],
+                        "init=" + init, "con=null", "con0=fd:0,fd:1"] +
+                       (["vec0:transport=tap,ifname=" + tap] if tap else []),
                        stdin=subprocess.DEVNULL, stdout=con, stderr=subprocess.STDOUT,
                        timeout=timeout, check=False)
     if not os.path.exists(os.path.join(work, "booted")):
