@@ -402,12 +402,15 @@ xg_worker_main(void *arg)
 	rte_rcu_qsbr_thread_register(xg_shared.qsbr, w->tid);
 	rte_rcu_qsbr_thread_online(xg_shared.qsbr, w->tid);
 	while (!xg_shared.stop) {
-		/* One snapshot per round: it stays valid until our next
-		 * quiescent report, whatever the control thread publishes. */
-		c.dp = __atomic_load_n(&xg_shared.dp, __ATOMIC_ACQUIRE);
-		for (q = 0; c.dp && q < w->nrxq; q++) {
+		for (q = 0; q < w->nrxq; q++) {
 			n = rte_eth_rx_burst(w->rxq[q].port, w->rxq[q].queue, mb, BURST);
+			if (n == 0)
+				continue;
 			xg_stats_add(w->stats, XG_STAT_RX_PACKETS, n);
+			/* The newest tables for every burst; whatever the control
+			 * thread publishes meanwhile, they stay valid until our
+			 * next quiescent report. */
+			c.dp = __atomic_load_n(&xg_shared.dp, __ATOMIC_ACQUIRE);
 			for (i = 0; i < n; i++)
 				rx_one(&c, w->rxq[q].port, mb[i]);
 			flush_tx(&c);

@@ -211,14 +211,39 @@ start_workers(void)
 	return 0;
 }
 
-/* Compile the model into a new snapshot, publish it, and free the old one
- * once every worker has passed a quiescent state. */
+/* Snapshots replaced but perhaps still read by a worker, oldest first. */
+struct retired {
+	struct xg_dp *dp;
+	uint64_t token;
+};
+static struct retired retired[64];
+static unsigned int nretired;
+
+/* Free every retired snapshot all workers have moved past. Never blocks:
+ * a stuck worker must not stop the control plane. */
+static void
+reclaim(bool wait)
+{
+	unsigned int i = 0, k;
+
+	while (i < nretired && rte_rcu_qsbr_check(xg_shared.qsbr, retired[i].token, wait) == 1)
+		xg_dp_free(retired[i++].dp);
+	for (k = i; k < nretired; k++)
+		retired[k - i] = retired[k];
+	nretired -= i;
+}
+
+/* Compile the model into a new snapshot and publish it; the old one is
+ * freed once every worker has passed a quiescent state after this. */
 static int
 publish(struct xg_server *srv)
 {
 	struct xg_dp *old = xg_shared.dp, *dp;
 	int err = 0;
 
+	reclaim(false);
+	if (nretired == RTE_DIM(retired))
+		reclaim(true);
 	dp = xg_dp_build(xg_server_xfrm(srv), routes, old, ++dp_seq, &err);
 	if (dp == NULL) {
 		MAIN_LOG(ERR, "data plane: tables not rebuilt: %s", strerror(-err));
@@ -226,8 +251,8 @@ publish(struct xg_server *srv)
 	}
 	__atomic_store_n(&xg_shared.dp, dp, __ATOMIC_RELEASE);
 	if (old) {
-		rte_rcu_qsbr_synchronize(xg_shared.qsbr, RTE_QSBR_THRID_INVALID);
-		xg_dp_free(old);
+		retired[nretired].dp = old;
+		retired[nretired++].token = rte_rcu_qsbr_start(xg_shared.qsbr);
 	}
 	MAIN_LOG(DEBUG, "data plane: %u SAs, %u policies", dp->nsas, dp->npols);
 	return 0;
@@ -300,6 +325,8 @@ control_loop(struct xg_server *srv, const struct options *o)
 		if (nworkers && xg_shared.dp &&
 		    xg_xfrm_generation(xg_server_xfrm(srv)) != xg_shared.dp->generation)
 			publish(srv);
+		if (nretired)
+			reclaim(false);
 		if (deadline && rte_get_timer_cycles() >= deadline)
 			break;
 	}
@@ -372,6 +399,11 @@ main(int argc, char **argv)
 	xg_shared.stop = 1;
 	rte_eal_mp_wait_lcore();
 	log_counters();
+	/* The workers are gone: nothing reads the retired snapshots. Oldest
+	 * first, as a newer snapshot may own SA objects an older one lists. */
+	for (unsigned int i = 0; i < nretired; i++)
+		xg_dp_free(retired[i].dp);
+	nretired = 0;
 	xg_dp_free(xg_shared.dp);
 	xg_shared.dp = NULL;
 	xg_routes_free(routes);
