@@ -19,6 +19,7 @@
 #include <rte_log.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_telemetry.h>
 
 #include "xg_config.h"
 #include "xg_crypto.h"
@@ -258,6 +259,25 @@ publish(struct xg_server *srv)
 	return 0;
 }
 
+/* rte_telemetry runs this on its own thread: it reads only the per-worker
+ * counter blocks, which live as long as the process. */
+static int
+tel_stats(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	struct xg_stats sum;
+	int k;
+
+	(void)cmd;
+	(void)params;
+	memset(&sum, 0, sizeof(sum));
+	if (wstats)
+		xg_stats_sum(wstats, nworkers, &sum);
+	rte_tel_data_start_dict(d);
+	for (k = 0; k < XG_STAT_MAX; k++)
+		rte_tel_data_add_dict_u64(d, xg_stat_name((enum xg_stat)k), sum.c[k]);
+	return 0;
+}
+
 static void
 log_counters(void)
 {
@@ -386,6 +406,8 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out_ports;
 	}
+	rte_telemetry_register_cmd("/xfrmgw/stats", tel_stats,
+				   "Data-plane counters (Linux XFRM MIB names, then xfrmgw's own)");
 	if (nworkers && ((routes = xg_routes_build(&cfg, &err)) == NULL || publish(srv) ||
 			 start_workers())) {
 		MAIN_LOG(ERR, "data plane: cannot start the workers");

@@ -83,6 +83,7 @@ def start_gateway(tmp_path, t, extra_conf=None):
     sock = str(tmp_path / "x.sock")
     log = open(tmp_path / "gw.log", "w+")
     cmd = [conftest.XFRMGW, "-l", "0,1", "--no-huge", "-m", "512", "--no-pci", "--no-shconf",
+           "--file-prefix", "xgt%d" % os.getpid(),
            "--vdev", "net_af_packet0,iface=" + t["lan_g"],
            "--vdev", "net_af_packet1,iface=" + t["wan_g"],
            "--log-level", "*:info", "--log-level", "lib.*:warning",
@@ -96,9 +97,24 @@ def start_gateway(tmp_path, t, extra_conf=None):
     return p, log, env
 
 
+def telemetry(cmd):
+    """Ask the running gateway's rte_telemetry socket (dpdk-telemetry.py's)."""
+    import json
+    import socket
+    path = "/var/run/dpdk/xgt%d/dpdk_telemetry.v2" % os.getpid()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    s.recv(16384)   # the greeting
+    s.send(cmd.encode())
+    reply = json.loads(s.recv(65536).decode())
+    s.close()
+    return reply[cmd]
+
+
 def stop_gateway(p, log):
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=20)
+    subprocess.run(["rm", "-rf", "/var/run/dpdk/xgt%d" % os.getpid()], check=False)
     log.seek(0)
     text = log.read()
     counters = {m.group(1): int(m.group(2))
@@ -180,6 +196,11 @@ def test_tunnel_both_ways(topo, tmp_path):
             want.ttl -= 1
             del want.chksum
             assert bytes(f[IP]) == bytes(IP(bytes(want)))
+
+        # The counters can be read while the gateway runs.
+        live = telemetry("/xfrmgw/stats")
+        assert live["XgOutEncrypted"] == 5 and live["XfrmInStateSeqError"] == 1, live
+        assert live["XfrmOutPolBlock"] == 1 and live["XfrmInTmplMismatch"] == 1, live
 
         # The workers' counts reach GETSA, as ip -s shows them on Linux.
         out = ipx(env, "-s xfrm state get src %s dst %s proto esp spi 0x100" % (GW_WAN, PEER))
