@@ -286,6 +286,9 @@ log_counters(void)
 
 	if (nworkers == 0 || wstats == NULL)
 		return;
+	for (unsigned int i = 0; i < nworkers; i++)
+		MAIN_LOG(INFO, "worker %u (lcore %u): %lu packets received", i, workers[i].lcore,
+			 (unsigned long)wstats[i].c[XG_STAT_RX_PACKETS]);
 	xg_stats_sum(wstats, nworkers, &sum);
 	xg_stats_format(&sum, 1, buf, sizeof(buf));
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))

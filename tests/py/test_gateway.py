@@ -63,7 +63,7 @@ def topo(tmp_path):
             sh("ip link del " + g, check=False)
 
 
-def start_gateway(tmp_path, t, extra_conf=None):
+def start_gateway(tmp_path, t, extra_conf=None, lcores="0,1", qpairs=1):
     """Start xfrmgw between the two netns; @p extra_conf replaces the default
     configuration (%(lan)s and %(wan)s stand for the test hosts' MACs)."""
     conf = tmp_path / "gw.conf"
@@ -82,10 +82,10 @@ def start_gateway(tmp_path, t, extra_conf=None):
            mac(t["lan_ns"], t["lan_t"])))
     sock = str(tmp_path / "x.sock")
     log = open(tmp_path / "gw.log", "w+")
-    cmd = [conftest.XFRMGW, "-l", "0,1", "--no-huge", "-m", "512", "--no-pci", "--no-shconf",
-           "--file-prefix", "xgt%d" % os.getpid(),
-           "--vdev", "net_af_packet0,iface=" + t["lan_g"],
-           "--vdev", "net_af_packet1,iface=" + t["wan_g"],
+    cmd = [conftest.XFRMGW, "--lcores", lcores, "--no-huge", "-m", "512", "--no-pci",
+           "--no-shconf", "--file-prefix", "xgt%d" % os.getpid(),
+           "--vdev", "net_af_packet0,iface=%s,qpairs=%d" % (t["lan_g"], qpairs),
+           "--vdev", "net_af_packet1,iface=%s,qpairs=%d" % (t["wan_g"], qpairs),
            "--log-level", "*:info", "--log-level", "lib.*:warning",
            "--", "--xfrm-socket", sock, "--config", str(conf)]
     p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
