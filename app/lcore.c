@@ -107,6 +107,71 @@ arp_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 	queue_tx(c, port, m);
 }
 
+/* Answer a neighbour solicitation for one of the port's IPv6 addresses
+ * (RFC 4861 7.2.4), in place; the IPv6 header starts the mbuf data. */
+static bool
+nd_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
+{
+	uint8_t *ip = rte_pktmbuf_mtod(m, uint8_t *), *icmp = ip + 40;
+	const struct xg_dp_port *p = &c->dp->rt->port[port];
+	size_t len = rte_pktmbuf_data_len(m);
+	struct rte_ether_hdr *eth;
+	uint32_t sum = 0;
+	uint8_t target[16];
+	size_t i, plen;
+
+	if (len < 40 + 24 || ip[6] != IPPROTO_ICMPV6 || icmp[0] != 135 || icmp[1] != 0 ||
+	    ip[7] != 255)
+		return false;
+	memcpy(target, icmp + 8, 16);
+	if (!xg_dp_is_local(c->dp->rt, AF_INET6, target)) {
+		drop(c, m, XG_STAT_LOCAL_IN);
+		return true;
+	}
+	/* Advertisement: to the soliciting node (all nodes if it had no
+	 * address yet), from the target, with our link-layer address. */
+	rte_pktmbuf_trim(m, (uint16_t)(len - 40 - 32));
+	if (memcmp(ip + 8, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16) == 0) {
+		static const uint8_t all_nodes[16] = { 0xff, 0x02, [15] = 1 };
+
+		memcpy(ip + 24, all_nodes, 16);
+	} else {
+		memcpy(ip + 24, ip + 8, 16);
+	}
+	memcpy(ip + 8, target, 16);
+	ip[4] = 0, ip[5] = 32;
+	memset(icmp, 0, 32);
+	icmp[0] = 136;
+	icmp[4] = 0x60;   /* solicited, override */
+	memcpy(icmp + 8, target, 16);
+	icmp[24] = 2;     /* target link-layer address option */
+	icmp[25] = 1;
+	memcpy(icmp + 26, p->mac.addr_bytes, 6);
+	plen = 32;
+	for (i = 8; i < 40; i += 2)
+		sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
+	sum += (uint32_t)plen + IPPROTO_ICMPV6;
+	for (i = 0; i < plen; i += 2)
+		sum += (uint32_t)(icmp[i] << 8 | icmp[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	icmp[2] = (uint8_t)(~sum >> 8);
+	icmp[3] = (uint8_t)~sum;
+	/* The received Ethernet header is still in front of the data. */
+	eth = (struct rte_ether_hdr *)rte_pktmbuf_prepend(m, sizeof(*eth));
+	if (ip[24] == 0xff) {
+		static const struct rte_ether_addr all_nodes = { { 0x33, 0x33, 0, 0, 0, 1 } };
+
+		eth->dst_addr = all_nodes;
+	} else {
+		eth->dst_addr = eth->src_addr;
+	}
+	eth->src_addr = p->mac;
+	count(c, XG_STAT_ND_REPLIED);
+	queue_tx(c, port, m);
+	return true;
+}
+
 static uint8_t
 family_of(const struct rte_mbuf *m)
 {
@@ -386,6 +451,8 @@ rx_one(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 		drop(c, m, XG_STAT_RX_BAD_IP);
 		return;
 	}
+	if (type == RTE_ETHER_TYPE_IPV6 && nd_in(c, port, m))
+		return;
 	ip_in(c, m);
 }
 

@@ -128,9 +128,9 @@ def ipx(env, cmd):
     return r.stdout
 
 
-def exchange(t, tmp_path, send_side, frames, wait=3.0):
-    """Send frames from one netns, capture on the other; returns captured."""
-    rx_side = "wan" if send_side == "lan" else "lan"
+def exchange(t, tmp_path, send_side, frames, wait=3.0, rx_side=None):
+    """Send frames from one netns, capture on the other (or @p rx_side)."""
+    rx_side = rx_side or ("wan" if send_side == "lan" else "lan")
     out = str(tmp_path / ("%s_rx.pcap" % rx_side))
     inp = str(tmp_path / ("%s_tx.pcap" % send_side))
     wrpcap(inp, frames)
@@ -229,3 +229,46 @@ def test_tunnel_both_ways(topo, tmp_path):
     assert counters.get("XgInDecrypted") == 4, text
     assert counters.get("XfrmInStateSeqError") == 2, text
     assert counters.get("XfrmInTmplMismatch") == 1, text
+
+
+def test_arp_and_nd(topo, tmp_path):
+    from scapy.all import ARP, IPv6, ICMPv6ND_NS, ICMPv6ND_NA, ICMPv6NDOptSrcLLAddr, \
+        ICMPv6NDOptDstLLAddr, in6_getnsma, in6_getnsmac, inet_pton
+    import socket as sk
+    t = topo
+    p, log, env = start_gateway(tmp_path, t, extra_conf=(
+        "[port 0]\nipv4 = 10.1.0.254/24\nipv6 = 2001:db8:1::fe/64\n[port 1]\n"
+        "ipv4 = 192.0.2.1/24\n"))
+    try:
+        gw = mac(None, t["lan_g"])
+        me = mac(t["lan_ns"], t["lan_t"])
+        nsma = sk.inet_ntop(sk.AF_INET6, in6_getnsma(inet_pton(sk.AF_INET6, "2001:db8:1::fe")))
+        frames = [
+            Ether(src=me, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=me, psrc="10.1.0.1",
+                                                         pdst="10.1.0.254"),
+            Ether(src=me, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=me, psrc="10.1.0.1",
+                                                         pdst="10.1.0.253"),
+            Ether(src=me, dst=in6_getnsmac(inet_pton(sk.AF_INET6, nsma))) /
+            IPv6(src="2001:db8:1::1", dst=nsma, hlim=255) /
+            ICMPv6ND_NS(tgt="2001:db8:1::fe") / ICMPv6NDOptSrcLLAddr(lladdr=me),
+        ]
+        got = [f for f in exchange(t, tmp_path, "lan", frames, rx_side="lan")
+               if f[Ether].src == gw]
+        arp = [f for f in got if f.haslayer(ARP)]
+        assert len(arp) == 1 and arp[0][ARP].op == 2 and arp[0][ARP].hwsrc == gw
+        assert arp[0][ARP].psrc == "10.1.0.254" and arp[0][ARP].pdst == "10.1.0.1"
+        assert arp[0][Ether].dst == me
+        na = [f for f in got if f.haslayer(ICMPv6ND_NA)]
+        assert len(na) == 1, [f.summary() for f in got]
+        f = na[0]
+        assert f[Ether].dst == me and f[IPv6].dst == "2001:db8:1::1" and f[IPv6].hlim == 255
+        assert f[ICMPv6ND_NA].tgt == "2001:db8:1::fe" and f[ICMPv6ND_NA].S == 1
+        assert f[ICMPv6NDOptDstLLAddr].lladdr == gw
+        # The checksum the gateway computed is the one scapy computes.
+        cs = f[ICMPv6ND_NA].cksum
+        del f[ICMPv6ND_NA].cksum
+        assert IPv6(bytes(f[IPv6]))[ICMPv6ND_NA].cksum == cs
+    finally:
+        rc, text, counters = stop_gateway(p, log)
+    assert rc == 0, text
+    assert counters.get("XgArpReplied") == 1 and counters.get("XgNdReplied") == 1, text
