@@ -9,6 +9,7 @@
 #include <rte_ethdev.h>
 #include <rte_log.h>
 #include <rte_mempool.h>
+#include <rte_security.h>
 
 #include "xg_port.h"
 
@@ -18,6 +19,22 @@ RTE_LOG_REGISTER(xg_port_logtype, xfrmgw.port, INFO);
 
 #define NB_RXD 1024
 #define NB_TXD 1024
+
+/* What rte_security the port offers (xg_offload_select() chooses from
+ * it). SAs still run on CPU crypto: offloaded sessions are not set up yet. */
+static void
+log_security(uint16_t port)
+{
+	const struct rte_security_capability *c;
+	void *ctx = rte_eth_dev_get_sec_ctx(port);
+	unsigned int n = 0;
+
+	if (ctx == NULL)
+		return;
+	for (c = rte_security_capabilities_get(ctx); c && c->action; c++)
+		n += c->protocol == RTE_SECURITY_PROTOCOL_IPSEC;
+	PORT_LOG(INFO, "port %u: rte_security offers %u IPsec capabilities", port, n);
+}
 
 static int
 port_init(uint16_t port, struct rte_mempool *pool, uint16_t nrxq, uint16_t ntxq)
@@ -53,6 +70,7 @@ port_init(uint16_t port, struct rte_mempool *pool, uint16_t nrxq, uint16_t ntxq)
 	rte_eth_promiscuous_enable(port);
 	PORT_LOG(INFO, "port %u (%s) started, %u rx / %u tx queues", port, info.driver_name,
 		 nrxq, ntxq);
+	log_security(port);
 	return 0;
 }
 
