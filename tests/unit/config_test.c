@@ -10,17 +10,7 @@
 
 #include "xg_config.h"
 
-static int failures, checks;
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		checks++;                                                             \
-		if (!(cond)) {                                                        \
-			failures++;                                                   \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                               \
-		}                                                                     \
-	} while (0)
+#include "check.h"
 
 static struct xg_config cfg;
 static char err[256];
@@ -106,6 +96,5 @@ main(int argc, char **argv)
 		}
 	}
 	CHECK(xg_config_load("/nonexistent/x.conf", &cfg, err, sizeof(err)) == -ENOENT);
-	printf("%d passed, %d failed\n", checks - failures, failures);
-	return failures ? 1 : 0;
+	return CHECK_REPORT();
 }

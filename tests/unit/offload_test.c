@@ -6,17 +6,7 @@
 
 #include "xg_offload.h"
 
-static int failures, checks;
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		checks++;                                                             \
-		if (!(cond)) {                                                        \
-			failures++;                                                   \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                               \
-		}                                                                     \
-	} while (0)
+#include "check.h"
 
 #define END { .op = RTE_CRYPTO_OP_TYPE_UNDEFINED }
 
@@ -113,6 +103,5 @@ main(void)
 	w.icv_bytes = 32;
 	CHECK(xg_offload_select(caps, &w) == none);
 
-	printf("%d passed, %d failed\n", checks - failures, failures);
-	return failures ? 1 : 0;
+	return CHECK_REPORT();
 }

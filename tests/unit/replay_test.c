@@ -12,18 +12,7 @@
 
 #include "xg_replay.h"
 
-static int failures, checks;
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		checks++;                                                             \
-		if (!(cond)) {                                                        \
-			failures++;                                                   \
-			if (failures < 20)                                            \
-				fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-					__LINE__, #cond);                             \
-		}                                                                     \
-	} while (0)
+#include "check.h"
 
 /* The oracle: every accepted number, in a sorted array searched linearly
  * from the end (tests are small enough). */
@@ -226,6 +215,5 @@ main(void)
 	}
 	test_window_zero();
 	test_esn_zero();
-	printf("%d passed, %d failed\n", checks - failures, failures);
-	return failures ? 1 : 0;
+	return CHECK_REPORT();
 }

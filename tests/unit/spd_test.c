@@ -16,18 +16,7 @@
 
 #include "xg_spd.h"
 
-static int failures, checks;
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		checks++;                                                             \
-		if (!(cond)) {                                                        \
-			failures++;                                                   \
-			if (failures < 20)                                            \
-				fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-					__LINE__, #cond);                             \
-		}                                                                     \
-	} while (0)
+#include "check.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
@@ -249,6 +238,5 @@ main(int argc, char **argv)
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
 		test_random(sizes[i]);
 	rte_eal_cleanup();
-	printf("%d passed, %d failed\n", checks - failures, failures);
-	return failures ? 1 : 0;
+	return CHECK_REPORT();
 }

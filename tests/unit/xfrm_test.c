@@ -13,17 +13,7 @@
 
 #include "xfrm_priv.h"
 
-static int failures, checks;
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		checks++;                                                             \
-		if (!(cond)) {                                                        \
-			failures++;                                                   \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                               \
-		}                                                                     \
-	} while (0)
+#include "check.h"
 
 /* What the handlers produced for the last request. */
 static uint8_t out[64][XG_MSG_MAX];
@@ -503,6 +493,5 @@ main(void)
 	test_dump_resume(x);
 	CHECK(nevents > 0);
 	xg_xfrm_destroy(x);
-	printf("%d passed, %d failed\n", checks - failures, failures);
-	return failures ? 1 : 0;
+	return CHECK_REPORT();
 }
