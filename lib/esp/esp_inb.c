@@ -198,16 +198,10 @@ xg_esp_inb(struct xg_esp_sa *sa, struct rte_mbuf *mb[], uint16_t n, uint8_t why[
 {
 	struct inb_pkt p[XG_ESP_BURST_MAX];
 	struct esp_cop cop[XG_ESP_BURST_MAX];
-	struct rte_crypto_vec vec[XG_ESP_BURST_MAX];
-	struct rte_crypto_sgl sgl[XG_ESP_BURST_MAX];
-	struct rte_crypto_va_iova_ptr iv[XG_ESP_BURST_MAX], aad[XG_ESP_BURST_MAX];
-	struct rte_crypto_va_iova_ptr dig[XG_ESP_BURST_MAX];
+	struct esp_vec v;
 	struct rte_mbuf *bad[XG_ESP_BURST_MAX];
 	uint8_t reason[XG_ESP_BURST_MAX], bw[XG_ESP_BURST_MAX];
-	int32_t st[XG_ESP_BURST_MAX];
 	uint16_t idx[XG_ESP_BURST_MAX], k = 0, i, g = 0, b = 0;
-	union rte_crypto_sym_ofs ofs = { .raw = 0 };
-	struct rte_crypto_sym_vec sv;
 
 	n = RTE_MIN(n, XG_ESP_BURST_MAX);
 	for (i = 0; i < n; i++) {
@@ -219,36 +213,22 @@ xg_esp_inb(struct xg_esp_sa *sa, struct rte_mbuf *mb[], uint16_t n, uint8_t why[
 		if (r)
 			continue;
 		if (sa->aead) {
-			vec[k].base = p[i].esp + ESP_HDR_LEN + sa->iv_len;
-			vec[k].len = p[i].enc_len;
+			uint8_t *base = p[i].esp + ESP_HDR_LEN + sa->iv_len;
+
+			esp_vec_set(&v, k, base, p[i].enc_len, &cop[k], true, base + p[i].enc_len);
 		} else {
-			vec[k].base = p[i].esp;
-			vec[k].len = ESP_HDR_LEN + sa->iv_len + p[i].enc_len + (sa->esn ? 4 : 0);
+			uint32_t len = ESP_HDR_LEN + sa->iv_len + p[i].enc_len + (sa->esn ? 4 : 0);
+
+			/* The ICV follows the region (moved behind seq hi with ESN). */
+			esp_vec_set(&v, k, p[i].esp, len, &cop[k], false, p[i].esp + len);
 		}
-		sgl[k].vec = &vec[k];
-		sgl[k].num = 1;
-		iv[k].va = cop[k].iv;
-		aad[k].va = sa->aead ? cop[k].aad : NULL;
-		dig[k].va = vec[k].base + vec[k].len;
 		idx[k++] = i;
 	}
-	if (!sa->aead) {
-		ofs.ofs.cipher.head = (uint16_t)(ESP_HDR_LEN + sa->iv_len);
-		ofs.ofs.cipher.tail = sa->esn ? 4 : 0;
-	}
-	memset(&sv, 0, sizeof(sv));
-	sv.num = k;
-	sv.src_sgl = sgl;
-	sv.iv = iv;
-	sv.aad = aad;
-	sv.digest = dig;
-	sv.status = st;
-	if (k)
-		rte_cryptodev_sym_cpu_crypto_process(sa->dev, sa->sess, ofs, &sv);
+	esp_vec_run(sa, &v, k);
 	for (i = 0; i < k; i++) {
 		uint16_t j = idx[i];
 
-		reason[j] = (uint8_t)(st[i] ? XG_STAT_IN_STATE_PROTO_ERROR :
+		reason[j] = (uint8_t)(v.st[i] ? XG_STAT_IN_STATE_PROTO_ERROR :
 				      finish_one(sa, mb[j], &p[j]));
 	}
 	for (i = 0; i < n; i++) {

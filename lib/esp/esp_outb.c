@@ -218,15 +218,14 @@ fill_iv(struct xg_esp_sa *sa, struct outb_pkt *o, struct esp_cop *c, uint64_t se
 }
 
 static void
-set_vec(const struct xg_esp_sa *sa, const struct outb_pkt *o, struct rte_crypto_vec *v)
+set_vec(const struct xg_esp_sa *sa, struct outb_pkt *o, struct esp_cop *c, struct esp_vec *v,
+	uint32_t k)
 {
-	if (sa->aead) {
-		v->base = o->esp + ESP_HDR_LEN + sa->iv_len;
-		v->len = o->enc_len;
-	} else {
-		v->base = o->esp;
-		v->len = ESP_HDR_LEN + sa->iv_len + o->enc_len + (sa->esn ? 4 : 0);
-	}
+	if (sa->aead)
+		esp_vec_set(v, k, o->esp + ESP_HDR_LEN + sa->iv_len, o->enc_len, c, true, o->icv);
+	else
+		esp_vec_set(v, k, o->esp, ESP_HDR_LEN + sa->iv_len + o->enc_len + (sa->esn ? 4 : 0),
+			    c, false, o->icv);
 }
 
 static uint16_t
@@ -258,14 +257,9 @@ outb_burst(struct xg_esp_sa *sa, struct rte_mbuf *mb[], uint16_t n, uint8_t why[
 {
 	struct outb_pkt o[BURST];
 	struct esp_cop cop[BURST];
-	struct rte_crypto_vec vec[BURST];
-	struct rte_crypto_sgl sgl[BURST];
-	struct rte_crypto_va_iova_ptr iv[BURST], aad[BURST], dig[BURST];
-	int32_t st[BURST];
+	struct esp_vec v;
 	uint16_t idx[BURST], k = 0, i;
 	uint8_t reason[BURST];
-	union rte_crypto_sym_ofs ofs = { .raw = 0 };
-	struct rte_crypto_sym_vec sv;
 
 	for (i = 0; i < n; i++) {
 		/* Several lcores may send on one SA: each number (and with it
@@ -284,29 +278,12 @@ outb_burst(struct xg_esp_sa *sa, struct rte_mbuf *mb[], uint16_t n, uint8_t why[
 		reason[i] = (uint8_t)r;
 		if (r)
 			continue;
-		set_vec(sa, &o[k], &vec[k]);
-		sgl[k].vec = &vec[k];
-		sgl[k].num = 1;
-		iv[k].va = cop[k].iv;
-		aad[k].va = sa->aead ? cop[k].aad : NULL;
-		dig[k].va = o[k].icv;
+		set_vec(sa, &o[k], &cop[k], &v, k);
 		idx[k++] = i;
 	}
-	if (!sa->aead) {
-		ofs.ofs.cipher.head = (uint16_t)(ESP_HDR_LEN + sa->iv_len);
-		ofs.ofs.cipher.tail = sa->esn ? 4 : 0;
-	}
-	memset(&sv, 0, sizeof(sv));
-	sv.num = k;
-	sv.src_sgl = sgl;
-	sv.iv = iv;
-	sv.aad = aad;
-	sv.digest = dig;
-	sv.status = st;
-	if (k)
-		rte_cryptodev_sym_cpu_crypto_process(sa->dev, sa->sess, ofs, &sv);
+	esp_vec_run(sa, &v, k);
 	for (i = 0; i < k; i++)
-		if (st[i] != 0)
+		if (v.st[i] != 0)
 			reason[idx[i]] = XG_STAT_OUT_STATE_PROTO_ERROR;
 	return partition(mb, n, reason, why);
 }

@@ -3,6 +3,9 @@
 #define ESP_PRIV_H
 
 #include <stdint.h>
+#include <string.h>
+
+#include <rte_cryptodev.h>
 
 #include "xg_esp.h"
 
@@ -16,5 +19,53 @@ struct esp_cop {
 	uint8_t iv[16];          /* AEAD nonce, CTR counter block or CBC IV */
 	uint8_t aad[12];         /* AEAD: SPI | [seq hi] | seq lo */
 };
+
+/* The crypto inputs of a burst, one entry per packet that goes to crypto. */
+struct esp_vec {
+	struct rte_crypto_vec vec[XG_ESP_BURST_MAX];
+	struct rte_crypto_sgl sgl[XG_ESP_BURST_MAX];
+	struct rte_crypto_va_iova_ptr iv[XG_ESP_BURST_MAX], aad[XG_ESP_BURST_MAX];
+	struct rte_crypto_va_iova_ptr dig[XG_ESP_BURST_MAX];
+	int32_t st[XG_ESP_BURST_MAX];
+};
+
+/* Entry @p k: the region at @p base of @p len bytes, its IV/AAD and digest. */
+static inline void
+esp_vec_set(struct esp_vec *v, uint32_t k, uint8_t *base, uint32_t len, struct esp_cop *c,
+	    bool aead, uint8_t *digest)
+{
+	v->vec[k].base = base;
+	v->vec[k].len = len;
+	v->sgl[k].vec = &v->vec[k];
+	v->sgl[k].num = 1;
+	v->iv[k].va = c->iv;
+	v->aad[k].va = aead ? c->aad : NULL;
+	v->dig[k].va = digest;
+}
+
+/* One CPU-crypto call for @p n entries. AEADs get exactly the ciphertext;
+ * cipher + HMAC get the region from the ESP header: the cipher skips the
+ * header and IV, and with ESN the high half appended for the HMAC. */
+static inline void
+esp_vec_run(const struct xg_esp_sa *sa, struct esp_vec *v, uint32_t n)
+{
+	union rte_crypto_sym_ofs ofs = { .raw = 0 };
+	struct rte_crypto_sym_vec sv;
+
+	if (n == 0)
+		return;
+	if (!sa->aead) {
+		ofs.ofs.cipher.head = (uint16_t)(ESP_HDR_LEN + sa->iv_len);
+		ofs.ofs.cipher.tail = sa->esn ? 4 : 0;
+	}
+	memset(&sv, 0, sizeof(sv));
+	sv.num = n;
+	sv.src_sgl = v->sgl;
+	sv.iv = v->iv;
+	sv.aad = v->aad;
+	sv.digest = v->dig;
+	sv.status = v->st;
+	rte_cryptodev_sym_cpu_crypto_process(sa->dev, sa->sess, ofs, &sv);
+}
 
 #endif /* ESP_PRIV_H */
