@@ -306,7 +306,11 @@ outbound(struct ctx *c, struct rte_mbuf *m, uint8_t family, const void *key)
 		return;
 	}
 	if (p->sa == NULL) {
-		drop(c, m, XG_STAT_OUT_NO_STATES);
+		/* "level use": protect if an SA exists, else send in the clear. */
+		if (p->tmpl.optional)
+			send_ip(c, m);
+		else
+			drop(c, m, XG_STAT_OUT_NO_STATES);
 		return;
 	}
 	if (xg_esp_outb(&p->sa->esp, &m, 1, &why) != 1) {
@@ -344,11 +348,17 @@ forward(struct ctx *c, struct rte_mbuf *m, const struct xg_sa_rt *via)
 		drop(c, m, XG_STAT_IN_POL_BLOCK);
 		return;
 	}
-	if (via && (p == NULL || p->ntmpl == 0)) {
+	/* Without a template to match, only transport-mode protection may
+	 * pass (the kernel's secpath_has_nontransport()). */
+	if (via && via->mode == XFRM_MODE_TUNNEL && (p == NULL || p->ntmpl == 0)) {
 		drop(c, m, p ? XG_STAT_IN_TMPL_MISMATCH : XG_STAT_IN_NO_POLS);
 		return;
 	}
-	if (p && p->ntmpl && (via == NULL || !tmpl_ok(&p->tmpl, via))) {
+	/* An optional ("level use") template may be skipped; a tunnel-mode
+	 * SA must still be the one the template names. */
+	if (p && p->ntmpl && !(via ? tmpl_ok(&p->tmpl, via) ||
+				     (p->tmpl.optional && via->mode != XFRM_MODE_TUNNEL) :
+				     p->tmpl.optional)) {
 		drop(c, m, XG_STAT_IN_TMPL_MISMATCH);
 		return;
 	}

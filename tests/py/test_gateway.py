@@ -272,3 +272,37 @@ def test_arp_and_nd(topo, tmp_path):
         rc, text, counters = stop_gateway(p, log)
     assert rc == 0, text
     assert counters.get("XgArpReplied") == 1 and counters.get("XgNdReplied") == 1, text
+
+
+def test_policy_check_edges(topo, tmp_path):
+    """Transport-mode ESP needs no fwd policy, tunnel-mode ESP does; an
+    optional ("level use") out template without an SA sends in the clear."""
+    t = topo
+    p, log, env = start_gateway(tmp_path, t)
+    try:
+        ipx(env, "xfrm state add src 10.2.0.5 dst %s proto esp spi 0x300 mode transport "
+            "aead 'rfc4106(gcm(aes))' %s 128" % (LANHOST, KEY))
+        ipx(env, "xfrm state add src %s dst %s proto esp spi 0x400 mode tunnel "
+            "aead 'rfc4106(gcm(aes))' %s 128" % (PEER, GW_WAN, KEY))
+        # (The kernel allows optional templates out only in transport mode.)
+        ipx(env, "xfrm policy add src 10.1.0.0/16 dst 10.2.0.0/16 dir out "
+            "tmpl proto esp reqid 9 mode transport level use")
+        time.sleep(0.3)
+        gw_lan, gw_wan = mac(None, t["lan_g"]), mac(None, t["wan_g"])
+        lan, wan = mac(t["lan_ns"], t["lan_t"]), mac(t["wan_ns"], t["wan_t"])
+        inner = IP(src="10.2.0.5", dst=LANHOST) / UDP(sport=7, dport=9) / b"t"
+        trs = SecurityAssociation(ESP, spi=0x300, crypt_algo="AES-GCM", crypt_key=KEY_B)
+        tun = SecurityAssociation(ESP, spi=0x400, crypt_algo="AES-GCM", crypt_key=KEY_B,
+                                  tunnel_header=IP(src=PEER, dst=GW_WAN))
+        frames = [Ether(src=wan, dst=gw_wan) / trs.encrypt(inner, seq_num=1),
+                  Ether(src=wan, dst=gw_wan) / tun.encrypt(inner, seq_num=1)]
+        got = [f for f in exchange(t, tmp_path, "wan", frames)
+               if f.haslayer(UDP) and f[IP].dst == LANHOST]
+        assert len(got) == 1 and got[0][UDP].dport == 9
+        out = Ether(src=lan, dst=gw_lan) / IP(src=LANHOST, dst="10.2.0.5") / UDP(sport=9, dport=7)
+        got = [f for f in exchange(t, tmp_path, "lan", [out]) if f.haslayer(UDP)]
+        assert len(got) == 1 and not got[0].haslayer(ESP)
+    finally:
+        rc, text, counters = stop_gateway(p, log)
+    assert rc == 0, text
+    assert counters.get("XfrmInNoPols") == 1 and counters.get("XgInDecrypted") == 2, text
