@@ -12,8 +12,10 @@
 #include <string.h>
 
 #include <rte_arp.h>
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_hash.h>
+#include <rte_ring_elem.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 
@@ -29,10 +31,17 @@ struct txbuf {
 	struct rte_mbuf *m[BURST];
 };
 
+#define SOLICIT_SLOTS 64
+
 struct ctx {
 	const struct xg_dp *dp;
 	struct xg_worker *w;
 	struct txbuf tx[XG_CFG_MAX_PORTS];
+	/* When each recently solicited address was last asked for. */
+	struct {
+		uint8_t addr[16];
+		uint64_t tsc;
+	} asked[SOLICIT_SLOTS];
 };
 
 static inline void
@@ -77,6 +86,38 @@ queue_tx(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 	t->m[t->n++] = m;
 }
 
+/* Tell the control thread about a neighbour; losing one is harmless. */
+static void
+learn(struct ctx *c, uint16_t port, uint8_t family, const void *addr, const uint8_t *mac)
+{
+	struct xg_neigh_seen n;
+
+	memset(&n, 0, sizeof(n));
+	n.port = port;
+	n.family = family;
+	memcpy(n.mac, mac, 6);
+	memcpy(n.addr, addr, family == AF_INET ? 4 : 16);
+	rte_ring_sp_enqueue_elem(c->w->learn, &n, sizeof(n));
+}
+
+/* ICMPv6 checksum of an IPv6 packet whose payload is all ICMPv6. */
+static void
+icmp6_cksum(uint8_t *ip)
+{
+	uint32_t plen = (uint32_t)(ip[4] << 8 | ip[5]), sum = plen + IPPROTO_ICMPV6, i;
+	uint8_t *icmp = ip + 40;
+
+	icmp[2] = icmp[3] = 0;
+	for (i = 8; i < 40; i += 2)
+		sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
+	for (i = 0; i + 1 < plen; i += 2)
+		sum += (uint32_t)(icmp[i] << 8 | icmp[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	icmp[2] = (uint8_t)(~sum >> 8);
+	icmp[3] = (uint8_t)~sum;
+}
+
 /* Answer an ARP request for one of the port's addresses, in place. */
 static void
 arp_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
@@ -87,13 +128,16 @@ arp_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 	uint32_t tip;
 
 	if (rte_pktmbuf_data_len(m) < sizeof(*eth) + sizeof(*arp) ||
-	    arp->arp_opcode != rte_cpu_to_be_16(RTE_ARP_OP_REQUEST)) {
+	    arp->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
+	    arp->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
 		drop(c, m, XG_STAT_RX_NOT_IP);
 		return;
 	}
 	tip = arp->arp_data.arp_tip;
-	if (!xg_dp_is_local(c->dp->rt, AF_INET, (const uint8_t *)&tip)) {
-		drop(c, m, XG_STAT_RX_NOT_IP);
+	learn(c, port, AF_INET, &arp->arp_data.arp_sip, arp->arp_data.arp_sha.addr_bytes);
+	if (arp->arp_opcode != rte_cpu_to_be_16(RTE_ARP_OP_REQUEST) ||
+	    !xg_dp_is_local(c->dp->rt, AF_INET, (const uint8_t *)&tip)) {
+		drop(c, m, XG_STAT_NEIGH_SEEN);
 		return;
 	}
 	arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
@@ -107,31 +151,56 @@ arp_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 	queue_tx(c, port, m);
 }
 
-/* Answer a neighbour solicitation for one of the port's IPv6 addresses
- * (RFC 4861 7.2.4), in place; the IPv6 header starts the mbuf data. */
+/* The link-layer address option @p type (1 source, 2 target) of an ND
+ * message whose options start at @p opt, or NULL. */
+static const uint8_t *
+nd_lladdr(const uint8_t *opt, size_t len, uint8_t type)
+{
+	while (len >= 8 && opt[1] != 0 && (size_t)opt[1] * 8 <= len) {
+		if (opt[0] == type)
+			return opt + 2;
+		len -= (size_t)opt[1] * 8;
+		opt += (size_t)opt[1] * 8;
+	}
+	return NULL;
+}
+
+/* Neighbour discovery (RFC 4861): learn from solicitations and
+ * advertisements; answer a solicitation for one of the port's addresses
+ * in place. The IPv6 header starts the mbuf data. */
 static bool
 nd_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 {
 	uint8_t *ip = rte_pktmbuf_mtod(m, uint8_t *), *icmp = ip + 40;
 	const struct xg_dp_port *p = &c->dp->rt->port[port];
 	size_t len = rte_pktmbuf_data_len(m);
+	static const uint8_t unspec[16];
+	const uint8_t *ll;
 	struct rte_ether_hdr *eth;
-	uint32_t sum = 0;
 	uint8_t target[16];
-	size_t i, plen;
 
-	if (len < 40 + 24 || ip[6] != IPPROTO_ICMPV6 || icmp[0] != 135 || icmp[1] != 0 ||
-	    ip[7] != 255)
+	if (len < 40 + 24 || ip[6] != IPPROTO_ICMPV6 || (icmp[0] != 135 && icmp[0] != 136) ||
+	    icmp[1] != 0 || ip[7] != 255)
 		return false;
 	memcpy(target, icmp + 8, 16);
+	if (icmp[0] == 136) {
+		ll = nd_lladdr(icmp + 24, len - 64, 2);
+		if (ll)
+			learn(c, port, AF_INET6, target, ll);
+		drop(c, m, XG_STAT_NEIGH_SEEN);
+		return true;
+	}
+	ll = nd_lladdr(icmp + 24, len - 64, 1);
+	if (ll && memcmp(ip + 8, unspec, 16) != 0)
+		learn(c, port, AF_INET6, ip + 8, ll);
 	if (!xg_dp_is_local(c->dp->rt, AF_INET6, target)) {
-		drop(c, m, XG_STAT_LOCAL_IN);
+		drop(c, m, XG_STAT_NEIGH_SEEN);
 		return true;
 	}
 	/* Advertisement: to the soliciting node (all nodes if it had no
 	 * address yet), from the target, with our link-layer address. */
 	rte_pktmbuf_trim(m, (uint16_t)(len - 40 - 32));
-	if (memcmp(ip + 8, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16) == 0) {
+	if (memcmp(ip + 8, unspec, 16) == 0) {
 		static const uint8_t all_nodes[16] = { 0xff, 0x02, [15] = 1 };
 
 		memcpy(ip + 24, all_nodes, 16);
@@ -147,16 +216,7 @@ nd_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 	icmp[24] = 2;     /* target link-layer address option */
 	icmp[25] = 1;
 	memcpy(icmp + 26, p->mac.addr_bytes, 6);
-	plen = 32;
-	for (i = 8; i < 40; i += 2)
-		sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
-	sum += (uint32_t)plen + IPPROTO_ICMPV6;
-	for (i = 0; i < plen; i += 2)
-		sum += (uint32_t)(icmp[i] << 8 | icmp[i + 1]);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	icmp[2] = (uint8_t)(~sum >> 8);
-	icmp[3] = (uint8_t)~sum;
+	icmp6_cksum(ip);
 	/* The received Ethernet header is still in front of the data. */
 	eth = (struct rte_ether_hdr *)rte_pktmbuf_prepend(m, sizeof(*eth));
 	if (ip[24] == 0xff) {
@@ -170,6 +230,99 @@ nd_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 	count(c, XG_STAT_ND_REPLIED);
 	queue_tx(c, port, m);
 	return true;
+}
+
+/* At most one request a second per next hop: a flood of packets to an
+ * unresolved neighbour must not become a flood of requests. */
+static bool
+may_ask(struct ctx *c, const uint8_t *addr, size_t alen)
+{
+	uint64_t now = rte_get_timer_cycles();
+	unsigned int h = (addr[alen - 1] ^ addr[alen - 2] * 31u) % SOLICIT_SLOTS;
+
+	if (memcmp(c->asked[h].addr, addr, alen) == 0 && now - c->asked[h].tsc < rte_get_timer_hz())
+		return false;
+	memset(c->asked[h].addr, 0, sizeof(c->asked[h].addr));
+	memcpy(c->asked[h].addr, addr, alen);
+	c->asked[h].tsc = now;
+	return true;
+}
+
+#define ARP_FRAME (sizeof(struct rte_ether_hdr) + sizeof(struct rte_arp_hdr))
+#define NS_FRAME (14 + 40 + 32)
+
+static void
+arp_request(struct ctx *c, uint16_t port, const uint8_t *tip, uint8_t *frame)
+{
+	const struct xg_cfg_prefix *src = xg_dp_port_addr(c->dp->rt, port, AF_INET);
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
+	struct rte_arp_hdr *arp = (struct rte_arp_hdr *)(eth + 1);
+
+	memset(eth, 0xff, sizeof(eth->dst_addr));
+	eth->src_addr = c->dp->rt->port[port].mac;
+	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
+	memset(arp, 0, sizeof(*arp));
+	arp->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
+	arp->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+	arp->arp_hlen = RTE_ETHER_ADDR_LEN;
+	arp->arp_plen = 4;
+	arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REQUEST);
+	arp->arp_data.arp_sha = c->dp->rt->port[port].mac;
+	arp->arp_data.arp_sip = src ? src->v4.s_addr : 0;
+	memcpy(&arp->arp_data.arp_tip, tip, 4);
+}
+
+static void
+nd_solicit(struct ctx *c, uint16_t port, const uint8_t *target, uint8_t *f)
+{
+	const struct xg_cfg_prefix *src = xg_dp_port_addr(c->dp->rt, port, AF_INET6);
+	static const uint8_t snm[13] = { 0xff, 0x02, [11] = 1, [12] = 0xff };
+	uint8_t *ip = f + 14;
+
+	memset(f, 0, NS_FRAME);
+	f[0] = 0x33, f[1] = 0x33, f[2] = 0xff;   /* solicited-node multicast */
+	memcpy(f + 3, target + 13, 3);
+	memcpy(f + 6, c->dp->rt->port[port].mac.addr_bytes, 6);
+	f[12] = 0x86, f[13] = 0xdd;
+	ip[0] = 0x60;
+	ip[5] = 32;
+	ip[6] = IPPROTO_ICMPV6;
+	ip[7] = 255;
+	if (src)
+		memcpy(ip + 8, src->v6.s6_addr, 16);
+	memcpy(ip + 24, snm, 13);
+	memcpy(ip + 37, target + 13, 3);
+	ip[40] = 135;
+	memcpy(ip + 48, target, 16);
+	ip[64] = 1;   /* source link-layer address option */
+	ip[65] = 1;
+	memcpy(ip + 66, c->dp->rt->port[port].mac.addr_bytes, 6);
+	icmp6_cksum(ip);
+}
+
+/* Ask who has @p addr on @p port (ARP or neighbour solicitation). */
+static void
+solicit(struct ctx *c, uint16_t port, uint8_t family, const uint8_t *addr)
+{
+	struct rte_mbuf *m;
+	uint8_t *frame;
+
+	if (!may_ask(c, addr, family == AF_INET ? 4 : 16))
+		return;
+	m = rte_pktmbuf_alloc(xg_shared.pool);
+	frame = m ? (uint8_t *)rte_pktmbuf_append(m, family == AF_INET ? ARP_FRAME : NS_FRAME) :
+		    NULL;
+	if (frame == NULL) {
+		rte_pktmbuf_free(m);
+		count(c, XG_STAT_MBUF_ALLOC);
+		return;
+	}
+	if (family == AF_INET)
+		arp_request(c, port, addr, frame);
+	else
+		nd_solicit(c, port, addr, frame);
+	count(c, XG_STAT_NEIGH_SOLICITED);
+	queue_tx(c, port, m);
 }
 
 static uint8_t
@@ -193,7 +346,7 @@ send_ip(struct ctx *c, struct rte_mbuf *m)
 	uint8_t family = family_of(m);
 	const uint8_t *dst = dst_of(m);
 	const struct xg_dp_nh *nh = xg_dp_route(c->dp->rt, family, dst);
-	const struct xg_dp_neigh *nb;
+	struct rte_ether_addr mac;
 	struct rte_ether_hdr *eth;
 	const uint8_t *hop;
 
@@ -203,8 +356,8 @@ send_ip(struct ctx *c, struct rte_mbuf *m)
 	}
 	hop = nh->has_gw ? (family == AF_INET ? (const uint8_t *)&nh->gw.v4 : nh->gw.v6.s6_addr) :
 			   dst;
-	nb = xg_dp_neigh(c->dp->rt, family, hop, nh->port);
-	if (nb == NULL) {
+	if (!xg_dp_neigh(c->dp->rt, family, hop, nh->port, &mac)) {
+		solicit(c, nh->port, family, hop);
 		drop(c, m, XG_STAT_NO_NEIGHBOUR);
 		return;
 	}
@@ -213,7 +366,7 @@ send_ip(struct ctx *c, struct rte_mbuf *m)
 		drop(c, m, XG_STAT_MBUF_ALLOC);
 		return;
 	}
-	eth->dst_addr = nb->mac;
+	eth->dst_addr = mac;
 	eth->src_addr = c->dp->rt->port[nh->port].mac;
 	eth->ether_type = rte_cpu_to_be_16(family == AF_INET ? RTE_ETHER_TYPE_IPV4 :
 							       RTE_ETHER_TYPE_IPV6);

@@ -19,6 +19,7 @@
 #include <rte_log.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_ring_elem.h>
 #include <rte_telemetry.h>
 
 #include "xg_config.h"
@@ -203,6 +204,13 @@ start_workers(void)
 	    rte_rcu_qsbr_init(xg_shared.qsbr, nworkers))
 		return -ENOMEM;
 	for (i = 0; i < nworkers; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "xg_learn%u", i);
+		workers[i].learn = rte_ring_create_elem(name, sizeof(struct xg_neigh_seen), 1024,
+							SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		if (workers[i].learn == NULL)
+			return -ENOMEM;
 		workers[i].tid = i;
 		workers[i].txq = (uint16_t)i;
 		workers[i].stats = &wstats[i];
@@ -333,6 +341,21 @@ report_use(void *arg)
 		xg_xfrm_report_use(xg_server_xfrm(srv), report_one, xg_shared.dp);
 }
 
+/* Neighbours the workers saw go into the learnt table (one writer). */
+static void
+learn_neighbours(void)
+{
+	struct xg_neigh_seen seen[64];
+	unsigned int i, n, k;
+
+	for (i = 0; i < nworkers; i++) {
+		n = rte_ring_sc_dequeue_burst_elem(workers[i].learn, seen, sizeof(seen[0]),
+						   RTE_DIM(seen), NULL);
+		for (k = 0; k < n; k++)
+			xg_dp_learn(routes, &seen[k]);
+	}
+}
+
 static int
 control_loop(struct xg_server *srv, const struct options *o)
 {
@@ -350,6 +373,8 @@ control_loop(struct xg_server *srv, const struct options *o)
 			publish(srv);
 		if (nretired)
 			reclaim(false);
+		if (nworkers)
+			learn_neighbours();
 		if (deadline && rte_get_timer_cycles() >= deadline)
 			break;
 	}
@@ -392,6 +417,7 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out_eal;
 	}
+	xg_shared.pool = pool;
 	nrxq = plan_workers(&cfg);
 	n = xg_ports_init(pool, nrxq, (uint16_t)RTE_MAX(nworkers, 1u));
 	if (n < 0) {

@@ -25,11 +25,13 @@ struct xg_worker {
 	uint16_t nrxq;
 	struct xg_cfg_rxq rxq[XG_CFG_MAX_RXQ];
 	struct xg_stats *stats;
+	struct rte_ring *learn;        /**< neighbours seen, for the control thread */
 };
 
 /** What every worker reads. The control thread writes dp (release). */
 struct xg_shared {
 	struct xg_dp *dp;
+	struct rte_mempool *pool;      /**< for packets the workers originate */
 	struct rte_rcu_qsbr *qsbr;
 	volatile int stop;
 };

@@ -396,6 +396,16 @@ xg_routes_build(const struct xg_config *cfg, int *err)
 		return NULL;
 	}
 	rc = build_routes(r, cfg);
+	if (rc == 0) {
+		struct rte_hash_parameters hp = {
+			.name = "xg_neigh", .entries = 4096, .key_len = 20,
+			.hash_func = rte_jhash, .socket_id = SOCKET_ID_ANY,
+			.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF,
+		};
+
+		r->learnt = rte_hash_create(&hp);
+		rc = r->learnt ? 0 : -ENOMEM;
+	}
 	if (rc) {
 		xg_routes_free(r);
 		*err = rc;
@@ -412,6 +422,7 @@ xg_routes_free(struct xg_routes *r)
 		return;
 	rte_fib_free(r->fib4);
 	rte_fib6_free(r->fib6);
+	rte_hash_free(r->learnt);
 	rte_free(r);
 }
 

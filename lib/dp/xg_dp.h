@@ -87,6 +87,19 @@ struct xg_routes {
 	struct xg_dp_neigh neigh[XG_CFG_MAX_NEIGH];
 	uint32_t nneigh;
 	struct xg_dp_port port[XG_CFG_MAX_PORTS];
+	/* Learnt neighbours: written by the control thread only, read by the
+	 * workers without locks (rte_hash lock-free reader concurrency). */
+	struct rte_hash *learnt;
+};
+
+/** A neighbour seen by a worker (ARP, neighbour discovery), for the
+ *  control thread to record. */
+struct xg_neigh_seen {
+	uint16_t port;
+	uint8_t family;
+	uint8_t mac[6];
+	uint8_t addr[16];
+	uint8_t pad[7];
 };
 
 struct xg_dp {
@@ -136,9 +149,20 @@ struct xg_sa_rt *xg_dp_sa_by_uid(const struct xg_dp *dp, uint64_t uid);
 const struct xg_dp_nh *xg_dp_route(const struct xg_routes *rt, uint8_t family,
 				   const uint8_t *dst);
 
-/** Static or learnt neighbour for @p addr on @p port, or NULL. */
-const struct xg_dp_neigh *xg_dp_neigh(const struct xg_routes *rt, uint8_t family,
-				      const uint8_t *addr, uint16_t port);
+/** Link-layer address of @p addr on @p port: static, else learnt. */
+bool xg_dp_neigh(const struct xg_routes *rt, uint8_t family, const uint8_t *addr, uint16_t port,
+		 struct rte_ether_addr *mac);
+
+/** Record a neighbour a worker saw. Control thread only. */
+void xg_dp_learn(struct xg_routes *rt, const struct xg_neigh_seen *n);
+
+/** Is @p addr inside a prefix of @p port's own addresses (on link)? */
+bool xg_dp_on_link(const struct xg_routes *rt, uint16_t port, uint8_t family,
+		   const uint8_t *addr);
+
+/** The port's first address of @p family, or NULL. */
+const struct xg_cfg_prefix *xg_dp_port_addr(const struct xg_routes *rt, uint16_t port,
+					   uint8_t family);
 
 /** Is @p addr one of the gateway's own addresses (on any port)? */
 bool xg_dp_is_local(const struct xg_routes *rt, uint8_t family, const uint8_t *addr);
