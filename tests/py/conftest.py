@@ -11,7 +11,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("XFRMGW_BUILD", os.path.join(ROOT, "build"))
 XFRMGW = os.path.join(BUILD, "app", "xfrmgw")
-PRELOAD = os.path.join(BUILD, "lib", "libxfrmgw-preload.so")
+PRELOAD = os.environ.get("XFRMGW_PRELOAD", os.path.join(BUILD, "lib", "libxfrmgw-preload.so"))
 EAL = ["-l", "0", "--no-huge", "-m", "128", "--no-pci", "--no-shconf",
        "--vdev", "net_null0", "--log-level", "*:warning"]
 
