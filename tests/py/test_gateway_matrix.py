@@ -15,7 +15,8 @@ import pytest
 from scapy.all import Ether, IP, IPv6, UDP, Raw
 from scapy.layers.ipsec import ESP, SecurityAssociation
 
-from test_gateway import exchange, ipx, mac, start_gateway, stop_gateway, topo  # noqa: F401
+from test_gateway import (exchange, forwarded, ipx, mac, start_gateway, stop_gateway,  # noqa: F401
+                          topo)
 
 K16 = bytes(range(1, 17))
 K32 = bytes(range(1, 33))
@@ -90,17 +91,6 @@ def sa_for(mode, k, spi, src, dst):
     tunnel = outer["ip"](src=src, dst=dst) if m == "tunnel" else None
     return SecurityAssociation(ESP, spi=spi, crypt_algo=calgo, crypt_key=ckey, auth_algo=aalgo,
                                auth_key=akey, tunnel_header=tunnel)
-
-
-def forwarded(pkt):
-    """What the gateway should emit for @p pkt after one hop."""
-    p = pkt.__class__(bytes(pkt))
-    if p.version == 4:
-        p.ttl -= 1
-        del p.chksum
-    else:
-        p.hlim -= 1
-    return bytes(p.__class__(bytes(p)))
 
 
 @pytest.mark.parametrize("mode", list(MODES))

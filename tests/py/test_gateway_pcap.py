@@ -17,6 +17,7 @@ from scapy.all import Ether, IP, UDP, Raw, rdpcap, raw
 from scapy.layers.ipsec import ESP, SecurityAssociation
 
 import conftest
+from test_gateway import forwarded
 
 KEY = "0x00112233445566778899aabbccddeeffa0a1a2a3"
 KEY_B = bytes.fromhex(KEY[2:])
@@ -120,17 +121,11 @@ def test_pcap_ports(tmp_path):
     assert len(esp) == len(out), text
     for f, orig in zip(esp, out):
         assert f[Ether].dst == PEER_MAC
-        want = orig.copy()
-        want.ttl -= 1
-        del want.chksum
-        assert bytes(sa_out.decrypt(f[IP])) == bytes(IP(bytes(want)))
+        assert bytes(sa_out.decrypt(f[IP])) == forwarded(orig)
     plain = [f for f in rdpcap(lan_out) if f.haslayer(UDP) and f[IP].src == "10.2.0.5"]
     assert len(plain) == len(back), text
     for f, orig in zip(plain, back):
         assert f[Ether].dst == HOST_MAC
-        want = orig.copy()
-        want.ttl -= 1
-        del want.chksum
-        assert bytes(f[IP]) == bytes(IP(bytes(want)))
+        assert bytes(f[IP]) == forwarded(orig)
     # The two sync packets had no route.
     assert "XgNoRoute               \t2" in text, text
