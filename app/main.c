@@ -424,7 +424,7 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out_pool;
 	}
-	if (nworkers && xg_crypto_init((int)rte_socket_id())) {
+	if (nworkers && xg_crypto_init((int)rte_socket_id(), (uint16_t)rte_lcore_count())) {
 		MAIN_LOG(ERR, "crypto device crypto_aesni_mb: unavailable");
 		rc = 1;
 		goto out_ports;

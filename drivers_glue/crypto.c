@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <rte_bus_vdev.h>
 #include <rte_cryptodev.h>
@@ -9,48 +12,65 @@
 
 #include "xg_crypto.h"
 
-#define DEV_NAME "crypto_aesni_mb_xg"
 #define NB_SESSIONS 16384
+#define NB_OPS 8191
 
 static int dev_id = -1;
-static struct rte_mempool *sess_pool;
+static char dev_name[32];
+static bool cpu;
+static struct rte_mempool *sess_pool, *op_pool;
 
 static int
-configure(int socket_id)
+configure(int socket_id, uint16_t nqp)
 {
-	struct rte_cryptodev_config conf = { .socket_id = socket_id, .nb_queue_pairs = 1 };
-	struct rte_cryptodev_qp_conf qp = { .nb_descriptors = 128 };
+	struct rte_cryptodev_config conf = { .socket_id = socket_id, .nb_queue_pairs = nqp };
+	struct rte_cryptodev_qp_conf qp = { .nb_descriptors = 512 };
 	struct rte_cryptodev_info info;
+	uint16_t q;
 
 	rte_cryptodev_info_get((uint8_t)dev_id, &info);
-	if (!(info.feature_flags & RTE_CRYPTODEV_FF_SYM_CPU_CRYPTO))
-		return -ENOTSUP;
+	cpu = info.feature_flags & RTE_CRYPTODEV_FF_SYM_CPU_CRYPTO;
 	sess_pool = rte_cryptodev_sym_session_pool_create("xg_crypto_sess", NB_SESSIONS,
 		rte_cryptodev_sym_get_private_session_size((uint8_t)dev_id), 0, 0, socket_id);
 	if (sess_pool == NULL)
 		return -rte_errno;
+	/* Lookaside operations carry the IV in their private area. */
+	if (!cpu) {
+		op_pool = rte_crypto_op_pool_create("xg_crypto_ops", RTE_CRYPTO_OP_TYPE_SYMMETRIC,
+						    NB_OPS, 128, 16, socket_id);
+		if (op_pool == NULL)
+			return -rte_errno;
+	}
 	qp.mp_session = sess_pool;
-	if (rte_cryptodev_configure((uint8_t)dev_id, &conf) ||
-	    rte_cryptodev_queue_pair_setup((uint8_t)dev_id, 0, &qp, socket_id) ||
-	    rte_cryptodev_start((uint8_t)dev_id))
+	if (rte_cryptodev_configure((uint8_t)dev_id, &conf))
 		return -EIO;
-	return 0;
+	for (q = 0; q < nqp; q++)
+		if (rte_cryptodev_queue_pair_setup((uint8_t)dev_id, q, &qp, socket_id))
+			return -EIO;
+	return rte_cryptodev_start((uint8_t)dev_id) ? -EIO : 0;
 }
 
 int
-xg_crypto_init(int socket_id)
+xg_crypto_init(int socket_id, uint16_t nqp)
 {
+	const char *kind = getenv("XFRMGW_CRYPTO");
 	int rc;
 
 	if (dev_id >= 0)
 		return 0;
-	rc = rte_vdev_init(DEV_NAME, NULL);
+	if (kind && strcmp(kind, "openssl") == 0)
+		snprintf(dev_name, sizeof(dev_name), "crypto_openssl_xg");
+	else if (kind == NULL || strcmp(kind, "aesni_mb") == 0)
+		snprintf(dev_name, sizeof(dev_name), "crypto_aesni_mb_xg");
+	else
+		return -EINVAL;
+	rc = rte_vdev_init(dev_name, NULL);
 	if (rc)
 		return rc;
-	dev_id = rte_cryptodev_get_dev_id(DEV_NAME);
+	dev_id = rte_cryptodev_get_dev_id(dev_name);
 	if (dev_id < 0)
 		return -ENODEV;
-	rc = configure(socket_id);
+	rc = configure(socket_id, nqp ? nqp : 1);
 	if (rc)
 		xg_crypto_fini();
 	return rc;
@@ -60,6 +80,18 @@ uint8_t
 xg_crypto_dev(void)
 {
 	return (uint8_t)dev_id;
+}
+
+bool
+xg_crypto_cpu(void)
+{
+	return cpu;
+}
+
+struct rte_mempool *
+xg_crypto_op_pool(void)
+{
+	return op_pool;
 }
 
 void *
@@ -82,9 +114,10 @@ xg_crypto_fini(void)
 	if (dev_id >= 0) {
 		rte_cryptodev_stop((uint8_t)dev_id);
 		rte_cryptodev_close((uint8_t)dev_id);
-		rte_vdev_uninit(DEV_NAME);
+		rte_vdev_uninit(dev_name);
 		dev_id = -1;
 	}
 	rte_mempool_free(sess_pool);
-	sess_pool = NULL;
+	rte_mempool_free(op_pool);
+	sess_pool = op_pool = NULL;
 }

@@ -215,12 +215,13 @@ xg_esp_inb(struct xg_esp_sa *sa, struct rte_mbuf *mb[], uint16_t n, uint8_t why[
 		if (sa->aead) {
 			uint8_t *base = p[i].esp + ESP_HDR_LEN + sa->iv_len;
 
-			esp_vec_set(&v, k, base, p[i].enc_len, &cop[k], true, base + p[i].enc_len);
+			esp_vec_set(&v, k, mb[i], base, p[i].enc_len, &cop[k], true,
+				    base + p[i].enc_len);
 		} else {
 			uint32_t len = ESP_HDR_LEN + sa->iv_len + p[i].enc_len + (sa->esn ? 4 : 0);
 
 			/* The ICV follows the region (moved behind seq hi with ESN). */
-			esp_vec_set(&v, k, p[i].esp, len, &cop[k], false, p[i].esp + len);
+			esp_vec_set(&v, k, mb[i], p[i].esp, len, &cop[k], false, p[i].esp + len);
 		}
 		idx[k++] = i;
 	}

@@ -218,14 +218,14 @@ fill_iv(struct xg_esp_sa *sa, struct outb_pkt *o, struct esp_cop *c, uint64_t se
 }
 
 static void
-set_vec(const struct xg_esp_sa *sa, struct outb_pkt *o, struct esp_cop *c, struct esp_vec *v,
-	uint32_t k)
+set_vec(const struct xg_esp_sa *sa, struct rte_mbuf *m, struct outb_pkt *o, struct esp_cop *c,
+	struct esp_vec *v, uint32_t k)
 {
 	if (sa->aead)
-		esp_vec_set(v, k, o->esp + ESP_HDR_LEN + sa->iv_len, o->enc_len, c, true, o->icv);
+		esp_vec_set(v, k, m, o->esp + ESP_HDR_LEN + sa->iv_len, o->enc_len, c, true, o->icv);
 	else
-		esp_vec_set(v, k, o->esp, ESP_HDR_LEN + sa->iv_len + o->enc_len + (sa->esn ? 4 : 0),
-			    c, false, o->icv);
+		esp_vec_set(v, k, m, o->esp,
+			    ESP_HDR_LEN + sa->iv_len + o->enc_len + (sa->esn ? 4 : 0), c, false, o->icv);
 }
 
 static uint16_t
@@ -278,7 +278,7 @@ outb_burst(struct xg_esp_sa *sa, struct rte_mbuf *mb[], uint16_t n, uint8_t why[
 		reason[i] = (uint8_t)r;
 		if (r)
 			continue;
-		set_vec(sa, &o[k], &cop[k], &v, k);
+		set_vec(sa, mb[i], &o[k], &cop[k], &v, k);
 		idx[k++] = i;
 	}
 	esp_vec_run(sa, &v, k);

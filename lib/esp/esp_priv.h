@@ -22,6 +22,7 @@ struct esp_cop {
 
 /* The crypto inputs of a burst, one entry per packet that goes to crypto. */
 struct esp_vec {
+	struct rte_mbuf *mb[XG_ESP_BURST_MAX];
 	struct rte_crypto_vec vec[XG_ESP_BURST_MAX];
 	struct rte_crypto_sgl sgl[XG_ESP_BURST_MAX];
 	struct rte_crypto_va_iova_ptr iv[XG_ESP_BURST_MAX], aad[XG_ESP_BURST_MAX];
@@ -31,9 +32,10 @@ struct esp_vec {
 
 /* Entry @p k: the region at @p base of @p len bytes, its IV/AAD and digest. */
 static inline void
-esp_vec_set(struct esp_vec *v, uint32_t k, uint8_t *base, uint32_t len, struct esp_cop *c,
-	    bool aead, uint8_t *digest)
+esp_vec_set(struct esp_vec *v, uint32_t k, struct rte_mbuf *m, uint8_t *base, uint32_t len,
+	    struct esp_cop *c, bool aead, uint8_t *digest)
 {
+	v->mb[k] = m;
 	v->vec[k].base = base;
 	v->vec[k].len = len;
 	v->sgl[k].vec = &v->vec[k];
@@ -42,6 +44,9 @@ esp_vec_set(struct esp_vec *v, uint32_t k, uint8_t *base, uint32_t len, struct e
 	v->aad[k].va = aead ? c->aad : NULL;
 	v->dig[k].va = digest;
 }
+
+void esp_vec_lookaside(const struct xg_esp_sa *sa, struct esp_vec *v, uint32_t n,
+		       uint16_t head, uint16_t tail);
 
 /* One CPU-crypto call for @p n entries. AEADs get exactly the ciphertext;
  * cipher + HMAC get the region from the ESP header: the cipher skips the
@@ -54,6 +59,11 @@ esp_vec_run(const struct xg_esp_sa *sa, struct esp_vec *v, uint32_t n)
 
 	if (n == 0)
 		return;
+	if (!sa->cpu) {
+		esp_vec_lookaside(sa, v, n, sa->aead ? 0 : (uint16_t)(ESP_HDR_LEN + sa->iv_len),
+				  !sa->aead && sa->esn ? 4 : 0);
+		return;
+	}
 	if (!sa->aead) {
 		ofs.ofs.cipher.head = (uint16_t)(ESP_HDR_LEN + sa->iv_len);
 		ofs.ofs.cipher.tail = sa->esn ? 4 : 0;

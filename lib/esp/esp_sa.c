@@ -30,6 +30,7 @@ aead_xform(const struct xg_esp_cfg *c, struct rte_crypto_sym_xform *x)
 						     RTE_CRYPTO_AEAD_CHACHA20_POLY1305;
 	x->aead.key.data = c->key;
 	x->aead.key.length = c->key_len;
+	x->aead.iv.offset = XG_CRYPTO_IV_OFFSET;   /* used by lookaside devices only */
 	x->aead.iv.length = ESP_NONCE_LEN;
 	x->aead.digest_length = c->icv_bytes;
 	x->aead.aad_length = c->esn ? 12 : 8;
@@ -50,6 +51,7 @@ chain_xforms(const struct xg_esp_cfg *c, struct rte_crypto_sym_xform x[2])
 							   RTE_CRYPTO_CIPHER_NULL;
 	ci->cipher.key.data = c->key;
 	ci->cipher.key.length = c->key_len;
+	ci->cipher.iv.offset = XG_CRYPTO_IV_OFFSET;
 	ci->cipher.iv.length = c->cipher == XG_CIPHER_NULL ? 0 : 16;
 	au->type = RTE_CRYPTO_SYM_XFORM_AUTH;
 	au->auth.op = c->outbound ? RTE_CRYPTO_AUTH_OP_GENERATE : RTE_CRYPTO_AUTH_OP_VERIFY;
@@ -108,6 +110,7 @@ xg_esp_sa_init(struct xg_esp_sa *sa, const struct xg_esp_cfg *c)
 		chain_xforms(c, x);
 	sa->sess = xg_crypto_session_create(sa->aead || c->outbound ? &x[0] : &x[1]);
 	sa->dev = xg_crypto_dev();
+	sa->cpu = xg_crypto_cpu();
 	return sa->sess ? 0 : -EIO;
 }
 

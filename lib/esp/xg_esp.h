@@ -68,6 +68,7 @@ struct xg_esp_sa {
 	uint8_t saddr[16], daddr[16];
 	void *sess;
 	uint8_t dev;
+	bool cpu;                  /**< CPU crypto, else lookaside operations */
 	uint64_t iv_ctr;           /**< CBC IV stream state */
 	uint8_t iv_key[16];
 	struct xg_replay replay;   /**< inbound */

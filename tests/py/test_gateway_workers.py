@@ -6,6 +6,8 @@ hand out a sequence number twice; inbound ESP of one SA stays on one queue.
 import re
 import time
 
+import pytest
+
 from scapy.all import Ether, IP, UDP, Raw
 from scapy.layers.ipsec import ESP, SecurityAssociation
 
@@ -20,7 +22,11 @@ CONF = ("[port 0]\nipv4 = %s/24\n[port 1]\nipv4 = %s/24\n"
         % (GW_LAN, GW_WAN, PEER, PEER, LANHOST))
 
 
-def test_two_workers(topo, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("crypto", ["aesni_mb", "openssl"])
+def test_two_workers(topo, tmp_path, monkeypatch, crypto):  # noqa: F811
+    # crypto_openssl has no CPU crypto: each worker then uses its own queue
+    # pair of the device (lookaside).
+    monkeypatch.setenv("XFRMGW_CRYPTO", crypto)
     t = topo
     p, log, env = start_gateway(tmp_path, t, extra_conf=CONF, lcores="0,1,2@1", qpairs=2)
     try:

@@ -156,7 +156,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: see the comment at the top of esp_pcap.c\n");
 		return 2;
 	}
-	if (rte_eal_init((int)(sizeof(eal) / sizeof(eal[0])), eal) < 0 || xg_crypto_init(0))
+	if (rte_eal_init((int)(sizeof(eal) / sizeof(eal[0])), eal) < 0 || xg_crypto_init(0, 1))
 		return 1;
 	pool = rte_pktmbuf_pool_create("p", 1023, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
 	if (pool == NULL || xg_esp_sa_init(&sa, &cfg)) {
