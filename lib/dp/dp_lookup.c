@@ -10,6 +10,7 @@
 #include <rte_hash.h>
 
 #include "xg_dp.h"
+#include "xg_prefix.h"
 
 const struct xg_dp_nh *
 xg_dp_route(const struct xg_routes *dp, uint8_t family, const uint8_t *dst)
@@ -107,12 +108,8 @@ xg_dp_learn(struct xg_routes *dp, const struct xg_neigh_seen *n)
 static bool
 in_prefix(const struct xg_cfg_prefix *p, const uint8_t *addr)
 {
-	const uint8_t *a = p->family == AF_INET ? (const uint8_t *)&p->v4 : p->v6.s6_addr;
-	uint8_t full = p->plen / 8, rem = p->plen % 8;
-
-	if (memcmp(a, addr, full))
-		return false;
-	return !rem || ((a[full] ^ addr[full]) & (uint8_t)(0xff << (8 - rem))) == 0;
+	return xg_prefix_match(p->family == AF_INET ? (const void *)&p->v4 : p->v6.s6_addr, addr,
+			       p->plen);
 }
 
 bool

@@ -10,6 +10,7 @@
 #include <rte_acl.h>
 
 #include "spd_priv.h"
+#include "xg_prefix.h"
 
 #define IPPROTO_MH_ 135
 
@@ -166,16 +167,6 @@ xg_spd_classify(const struct xg_spd *spd, uint8_t family, enum xg_spd_dir dir,
 		ids[i] = ids[i] ? t->ids[ids[i] - 1] : XG_SPD_NO_MATCH;
 }
 
-static bool
-prefix_match(const uint8_t *a, const uint8_t *b, uint8_t plen)
-{
-	uint8_t full = plen / 8, rem = plen % 8;
-
-	if (memcmp(a, b, full))
-		return false;
-	return !rem || ((a[full] ^ b[full]) & (uint8_t)(0xff << (8 - rem))) == 0;
-}
-
 bool
 xg_spd_rule_match(const struct xg_spd_rule *r, uint8_t family, const void *key)
 {
@@ -196,7 +187,7 @@ xg_spd_rule_match(const struct xg_spd_rule *r, uint8_t family, const void *key)
 		sa = k->saddr, da = k->daddr;
 		proto = k->proto, sp = k->sport, dp = k->dport;
 	}
-	return prefix_match(sa, r->saddr, r->splen) && prefix_match(da, r->daddr, r->dplen) &&
+	return xg_prefix_match(sa, r->saddr, r->splen) && xg_prefix_match(da, r->daddr, r->dplen) &&
 	       (!r->proto || r->proto == proto) && !((sp ^ r->sport) & r->sport_mask) &&
 	       !((dp ^ r->dport) & r->dport_mask);
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "xfrm_priv.h"
+#include "xg_prefix.h"
 
 #define AE_RSEQTH 2                   /* sysctl xfrm_aevent_rseqth default */
 #define AE_ETIME_JIFFIES 10           /* xfrm_aevent_etime * HZ / 10, HZ = 100 */
@@ -863,17 +864,6 @@ xg_sa_dump_start(struct xg_req *r)
 	return 0;
 }
 
-static bool
-prefix_match(const xfrm_address_t *a, const xfrm_address_t *b, uint8_t plen)
-{
-	const uint8_t *x = (const uint8_t *)a, *y = (const uint8_t *)b;
-	uint8_t full = plen / 8, rem = plen % 8;
-
-	if (memcmp(x, y, full))
-		return false;
-	return !rem || ((x[full] ^ y[full]) & (uint8_t)(0xff << (8 - rem))) == 0;
-}
-
 bool
 xg_sa_dump_match(const struct xg_xfrm_dump *d, const struct xg_sa *sa)
 {
@@ -885,8 +875,8 @@ xg_sa_dump_match(const struct xg_xfrm_dump *d, const struct xg_sa *sa)
 		return true;
 	if ((f->family == AF_INET || f->family == AF_INET6) && f->family != sa->family)
 		return false;
-	return prefix_match(&sa->saddr, &f->saddr, f->splen) &&
-	       prefix_match(&sa->id.daddr, &f->daddr, f->dplen);
+	return xg_prefix_match(&sa->saddr, &f->saddr, f->splen) &&
+	       xg_prefix_match(&sa->id.daddr, &f->daddr, f->dplen);
 }
 
 int
