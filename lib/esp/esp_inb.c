@@ -199,9 +199,8 @@ xg_esp_inb(struct xg_esp_sa *sa, struct rte_mbuf *mb[], uint16_t n, uint8_t why[
 	struct inb_pkt p[XG_ESP_BURST_MAX];
 	struct esp_cop cop[XG_ESP_BURST_MAX];
 	struct esp_vec v;
-	struct rte_mbuf *bad[XG_ESP_BURST_MAX];
-	uint8_t reason[XG_ESP_BURST_MAX], bw[XG_ESP_BURST_MAX];
-	uint16_t idx[XG_ESP_BURST_MAX], k = 0, i, g = 0, b = 0;
+	uint8_t reason[XG_ESP_BURST_MAX];
+	uint16_t idx[XG_ESP_BURST_MAX], k = 0, i;
 
 	n = RTE_MIN(n, XG_ESP_BURST_MAX);
 	for (i = 0; i < n; i++) {
@@ -232,18 +231,5 @@ xg_esp_inb(struct xg_esp_sa *sa, struct rte_mbuf *mb[], uint16_t n, uint8_t why[
 		reason[j] = (uint8_t)(v.st[i] ? XG_STAT_IN_STATE_PROTO_ERROR :
 				      finish_one(sa, mb[j], &p[j]));
 	}
-	for (i = 0; i < n; i++) {
-		if (reason[i] == 0) {
-			mb[g++] = mb[i];
-		} else {
-			bw[b] = reason[i];
-			bad[b++] = mb[i];
-		}
-	}
-	for (i = 0; i < n; i++) {
-		why[i] = i < g ? 0 : bw[i - g];
-		if (i >= g)
-			mb[i] = bad[i - g];
-	}
-	return g;
+	return esp_partition(mb, n, reason, why);
 }

@@ -229,30 +229,6 @@ set_vec(const struct xg_esp_sa *sa, struct rte_mbuf *m, struct outb_pkt *o, stru
 }
 
 static uint16_t
-partition(struct rte_mbuf *mb[], uint16_t n, const uint8_t why[], uint8_t out_why[])
-{
-	struct rte_mbuf *bad[BURST];
-	uint8_t bw[BURST];
-	uint16_t i, g = 0, b = 0;
-
-	for (i = 0; i < n; i++) {
-		if (why[i] == 0) {
-			mb[g++] = mb[i];
-		} else {
-			bw[b] = why[i];
-			bad[b++] = mb[i];
-		}
-	}
-	for (i = 0; i < b; i++) {
-		mb[g + i] = bad[i];
-		out_why[g + i] = bw[i];
-	}
-	for (i = 0; i < g; i++)
-		out_why[i] = 0;
-	return g;
-}
-
-static uint16_t
 outb_burst(struct xg_esp_sa *sa, struct rte_mbuf *mb[], uint16_t n, uint8_t why[])
 {
 	struct outb_pkt o[BURST];
@@ -285,7 +261,7 @@ outb_burst(struct xg_esp_sa *sa, struct rte_mbuf *mb[], uint16_t n, uint8_t why[
 	for (i = 0; i < k; i++)
 		if (v.st[i] != 0)
 			reason[idx[i]] = XG_STAT_OUT_STATE_PROTO_ERROR;
-	return partition(mb, n, reason, why);
+	return esp_partition(mb, n, reason, why);
 }
 
 uint16_t

@@ -45,6 +45,31 @@ esp_vec_set(struct esp_vec *v, uint32_t k, struct rte_mbuf *m, uint8_t *base, ui
 	v->dig[k].va = digest;
 }
 
+/* Put the good packets (why 0) first and the bad ones after them, each
+ * with its reason in @p out; returns the number of good ones. */
+static inline uint16_t
+esp_partition(struct rte_mbuf *mb[], uint16_t n, const uint8_t why[], uint8_t out[])
+{
+	struct rte_mbuf *bad[XG_ESP_BURST_MAX];
+	uint8_t bw[XG_ESP_BURST_MAX];
+	uint16_t i, g = 0, b = 0;
+
+	for (i = 0; i < n; i++) {
+		if (why[i] == 0) {
+			mb[g++] = mb[i];
+		} else {
+			bw[b] = why[i];
+			bad[b++] = mb[i];
+		}
+	}
+	for (i = 0; i < n; i++) {
+		out[i] = i < g ? 0 : bw[i - g];
+		if (i >= g)
+			mb[i] = bad[i - g];
+	}
+	return g;
+}
+
 void esp_vec_lookaside(const struct xg_esp_sa *sa, struct esp_vec *v, uint32_t n,
 		       uint16_t head, uint16_t tail);
 
