@@ -290,7 +290,7 @@ static void
 log_counters(void)
 {
 	struct xg_stats sum;
-	char buf[8192], *line, *save;
+	int k;
 
 	if (nworkers == 0 || wstats == NULL)
 		return;
@@ -298,10 +298,10 @@ log_counters(void)
 		MAIN_LOG(INFO, "worker %u (lcore %u): %lu packets received", i, workers[i].lcore,
 			 (unsigned long)wstats[i].c[XG_STAT_RX_PACKETS]);
 	xg_stats_sum(wstats, nworkers, &sum);
-	xg_stats_format(&sum, 1, buf, sizeof(buf));
-	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-		if (strstr(line, "\t0") == NULL || strcmp(strstr(line, "\t0"), "\t0") != 0)
-			MAIN_LOG(INFO, "counter %s", line);
+	for (k = 0; k < XG_STAT_MAX; k++)
+		if (sum.c[k])
+			MAIN_LOG(INFO, "counter %-24s\t%lu", xg_stat_name((enum xg_stat)k),
+				 (unsigned long)sum.c[k]);
 }
 
 static void
