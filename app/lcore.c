@@ -18,6 +18,7 @@
 #include <rte_ring_elem.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
+#include <rte_security.h>
 
 #include "xg_dp.h"
 #include "xg_lcore.h"
@@ -339,12 +340,11 @@ dst_of(const struct rte_mbuf *m)
 	return (ip[0] >> 4) == 4 ? ip + 16 : ip + 24;
 }
 
-/* Route the IP packet in @p m by its destination and send it. */
+/* Route the packet in @p m towards @p dst of @p family and send it in a
+ * frame of that family. */
 static void
-send_ip(struct ctx *c, struct rte_mbuf *m)
+send_to(struct ctx *c, struct rte_mbuf *m, uint8_t family, const uint8_t *dst)
 {
-	uint8_t family = family_of(m);
-	const uint8_t *dst = dst_of(m);
 	const struct xg_dp_nh *nh = xg_dp_route(c->dp->rt, family, dst);
 	struct rte_ether_addr mac;
 	struct rte_ether_hdr *eth;
@@ -371,6 +371,13 @@ send_ip(struct ctx *c, struct rte_mbuf *m)
 	eth->ether_type = rte_cpu_to_be_16(family == AF_INET ? RTE_ETHER_TYPE_IPV4 :
 							       RTE_ETHER_TYPE_IPV6);
 	queue_tx(c, nh->port, m);
+}
+
+/* Route the IP packet in @p m by its destination and send it. */
+static void
+send_ip(struct ctx *c, struct rte_mbuf *m)
+{
+	send_to(c, m, family_of(m), dst_of(m));
 }
 
 /* Forwarding costs a hop: the kernel decrements before the XFRM lookup. */
@@ -439,6 +446,34 @@ sel_ok(const struct xg_sa_rt *sa, uint8_t family, const void *key)
 	return sa->sel_any || xg_spd_rule_match(&sa->sel, family, key);
 }
 
+static void
+sa_used(struct xg_sa_rt *sa, const struct rte_mbuf *m)
+{
+	__atomic_fetch_add(&sa->packets, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&sa->bytes, rte_pktmbuf_pkt_len(m), __ATOMIC_RELAXED);
+}
+
+/* Inline protocol: the port encrypts, adds ESP (and the tunnel header)
+ * and numbers the packets. The frame goes out in the outer family, routed
+ * by the outer destination; the routes are static, so that is the port
+ * the session was made on. */
+static void
+offload_out(struct ctx *c, struct rte_mbuf *m, struct xg_sa_rt *sa)
+{
+	const struct xg_offload_sess *o = &sa->off;
+	bool tunnel = sa->mode == XFRM_MODE_TUNNEL;
+
+	if (o->need_mdata && rte_security_set_pkt_metadata(o->ctx, o->sess, m, NULL)) {
+		drop(c, m, XG_STAT_OUT_STATE_PROTO_ERROR);
+		return;
+	}
+	m->ol_flags |= RTE_MBUF_F_TX_SEC_OFFLOAD;
+	m->l2_len = RTE_ETHER_HDR_LEN;
+	sa_used(sa, m);
+	count(c, XG_STAT_OUT_ENCRYPTED);
+	send_to(c, m, tunnel ? (uint8_t)sa->family : family_of(m), tunnel ? sa->daddr : dst_of(m));
+}
+
 /* Outbound policy (RFC 4301 5.1): bypass, discard or protect, then send. */
 static void
 outbound(struct ctx *c, struct rte_mbuf *m, uint8_t family, const void *key)
@@ -466,12 +501,15 @@ outbound(struct ctx *c, struct rte_mbuf *m, uint8_t family, const void *key)
 			drop(c, m, XG_STAT_OUT_NO_STATES);
 		return;
 	}
+	if (p->sa->off.action == RTE_SECURITY_ACTION_TYPE_INLINE_PROTOCOL) {
+		offload_out(c, m, p->sa);
+		return;
+	}
 	if (xg_esp_outb(&p->sa->esp, &m, 1, &why) != 1) {
 		drop(c, m, why);
 		return;
 	}
-	__atomic_fetch_add(&p->sa->packets, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&p->sa->bytes, rte_pktmbuf_pkt_len(m), __ATOMIC_RELAXED);
+	sa_used(p->sa, m);
 	count(c, XG_STAT_OUT_ENCRYPTED);
 	send_ip(c, m);
 }
@@ -571,16 +609,43 @@ inbound_esp(struct ctx *c, struct rte_mbuf *m)
 		drop(c, m, why);
 		return true;
 	}
-	__atomic_fetch_add(&sa->packets, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&sa->bytes, rte_pktmbuf_pkt_len(m), __ATOMIC_RELAXED);
+	sa_used(sa, m);
 	count(c, XG_STAT_IN_DECRYPTED);
 	forward(c, m, sa);
 	return true;
 }
 
+/* Inline protocol, inbound: the port has checked, decrypted and stripped
+ * ESP; the session's userdata (the SA's uid) says which SA did it. A uid
+ * the tables no longer hold is an SA deleted while the packet was queued. */
+static void
+offload_in(struct ctx *c, struct rte_mbuf *m)
+{
+	struct xg_sa_rt *sa = NULL;
+
+	if (rte_security_dynfield_is_registered())
+		sa = xg_dp_sa_by_uid(c->dp, *rte_security_dynfield(m));
+	if (sa == NULL || !sa->inbound || sa->off.action == RTE_SECURITY_ACTION_TYPE_NONE) {
+		drop(c, m, XG_STAT_IN_NO_STATES);
+		return;
+	}
+	if (m->ol_flags & RTE_MBUF_F_RX_SEC_OFFLOAD_FAILED) {
+		__atomic_fetch_add(&sa->integrity_fail, 1, __ATOMIC_RELAXED);
+		drop(c, m, XG_STAT_IN_STATE_PROTO_ERROR);
+		return;
+	}
+	sa_used(sa, m);
+	count(c, XG_STAT_IN_DECRYPTED);
+	forward(c, m, sa);
+}
+
 static void
 ip_in(struct ctx *c, struct rte_mbuf *m)
 {
+	if (m->ol_flags & RTE_MBUF_F_RX_SEC_OFFLOAD) {
+		offload_in(c, m);
+		return;
+	}
 	if (inbound_esp(c, m))
 		return;
 	if (xg_dp_is_local(c->dp->rt, family_of(m), dst_of(m))) {

@@ -20,8 +20,8 @@ RTE_LOG_REGISTER(xg_port_logtype, xfrmgw.port, INFO);
 #define NB_RXD 1024
 #define NB_TXD 1024
 
-/* What rte_security the port offers (xg_offload_select() chooses from
- * it). SAs still run on CPU crypto: offloaded sessions are not set up yet. */
+/* What rte_security the port offers: xg_offload_attach() puts the SAs
+ * it can run there (inline protocol). */
 static void
 log_security(uint16_t port)
 {
@@ -53,6 +53,11 @@ port_init(uint16_t port, struct rte_mempool *pool, uint16_t nrxq, uint16_t ntxq)
 		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
 		conf.rx_adv_conf.rss_conf.rss_hf = info.flow_type_rss_offloads &
 						   (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP);
+	}
+	/* Inline IPsec needs the security offloads on from the start. */
+	if (rte_eth_dev_get_sec_ctx(port)) {
+		conf.rxmode.offloads |= info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SECURITY;
+		conf.txmode.offloads |= info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_SECURITY;
 	}
 	rc = rte_eth_dev_configure(port, nrxq, ntxq, &conf);
 	if (!rc)

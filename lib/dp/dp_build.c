@@ -185,12 +185,25 @@ alg_cfg(const struct xg_sa_view *v, struct xg_esp_cfg *c)
 	return 0;
 }
 
+/* The port an SA's packets leave by (outbound) or arrive on (inbound):
+ * where an offload session for it has to live. -1: none. */
+static int
+sa_port(const struct xg_routes *rt, const struct xg_esp_cfg *c)
+{
+	const struct xg_dp_nh *nh;
+
+	if (!c->outbound)
+		return xg_dp_local_port(rt, c->family, c->daddr);
+	nh = xg_dp_route(rt, c->family, c->daddr);
+	return nh ? nh->port : -1;
+}
+
 static struct xg_sa_rt *
 make_rt(struct build *b, const struct xg_sa_view *v, bool inbound)
 {
 	struct xg_sa_rt *rt = b->prev ? xg_dp_sa_by_uid(b->prev, v->uid) : NULL;
 	struct xg_esp_cfg c;
-	int rc;
+	int rc, port;
 
 	/* Keys never change under an SA's identity: the old object, with its
 	 * sequence counter and replay window, carries on. */
@@ -214,6 +227,11 @@ make_rt(struct build *b, const struct xg_sa_view *v, bool inbound)
 	rc = alg_cfg(v, &c);
 	if (rc == 0)
 		rc = xg_esp_sa_init(&rt->esp, &c);
+	/* A port with inline IPsec takes the SA; the workers find it again
+	 * from the uid the port hands back with each decrypted packet. */
+	port = rc ? -1 : sa_port(b->dp->rt, &c);
+	if (port >= 0)
+		xg_offload_attach(&rt->off, (uint16_t)port, &c, (void *)(uintptr_t)v->uid);
 	explicit_bzero(&c, sizeof(c));
 	if (rc) {
 		rte_free(rt);
@@ -521,6 +539,7 @@ xg_dp_free(struct xg_dp *dp)
 	for (i = 0; i < dp->nsas; i++) {
 		if (dp->sas[i]->owner != dp)
 			continue;   /* taken over by a newer snapshot */
+		xg_offload_detach(&dp->sas[i]->off);
 		xg_esp_sa_fini(&dp->sas[i]->esp);
 		rte_free(dp->sas[i]);
 	}

@@ -134,8 +134,8 @@ xg_dp_port_addr(const struct xg_routes *dp, uint16_t port, uint8_t family)
 	return NULL;
 }
 
-bool
-xg_dp_is_local(const struct xg_routes *dp, uint8_t family, const uint8_t *addr)
+int
+xg_dp_local_port(const struct xg_routes *dp, uint8_t family, const uint8_t *addr)
 {
 	uint16_t p;
 	int i;
@@ -143,6 +143,12 @@ xg_dp_is_local(const struct xg_routes *dp, uint8_t family, const uint8_t *addr)
 	for (p = 0; p < XG_CFG_MAX_PORTS; p++)
 		for (i = 0; i < dp->port[p].naddr; i++)
 			if (same(&dp->port[p].addr[i], family, addr))
-				return true;
-	return false;
+				return p;
+	return -1;
+}
+
+bool
+xg_dp_is_local(const struct xg_routes *dp, uint8_t family, const uint8_t *addr)
+{
+	return xg_dp_local_port(dp, family, addr) >= 0;
 }

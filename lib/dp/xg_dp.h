@@ -22,6 +22,7 @@
 
 #include "xg_config.h"
 #include "xg_esp.h"
+#include "xg_offload.h"
 #include "xg_spd.h"
 
 struct xg_xfrm;
@@ -34,6 +35,7 @@ struct rte_fib6;
  *  counters are updated atomically. */
 struct xg_sa_rt {
 	struct xg_esp_sa esp;
+	struct xg_offload_sess off;   /**< inline protocol on a port, else CPU */
 	bool inbound;
 	uint8_t mode;                 /**< XFRM_MODE_TUNNEL / _TRANSPORT */
 	uint32_t reqid;
@@ -142,9 +144,6 @@ struct xg_dp *xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt,
  */
 void xg_dp_free(struct xg_dp *dp);
 
-/** The SA runtime object of model SA @p uid, or NULL. Control thread. */
-struct xg_sa_rt *xg_dp_sa_by_uid(const struct xg_dp *dp, uint64_t uid);
-
 /** Route lookup: the next hop for @p dst of @p family, or NULL. */
 const struct xg_dp_nh *xg_dp_route(const struct xg_routes *rt, uint8_t family,
 				   const uint8_t *dst);
@@ -163,6 +162,13 @@ bool xg_dp_on_link(const struct xg_routes *rt, uint16_t port, uint8_t family,
 /** The port's first address of @p family, or NULL. */
 const struct xg_cfg_prefix *xg_dp_port_addr(const struct xg_routes *rt, uint16_t port,
 					   uint8_t family);
+
+/** The port that owns address @p addr, or -1 if it is not the gateway's. */
+int xg_dp_local_port(const struct xg_routes *rt, uint8_t family, const uint8_t *addr);
+
+/** The SA runtime object of model SA @p uid in @p dp, or NULL: a binary
+ *  search on immutable data, safe on workers too. */
+struct xg_sa_rt *xg_dp_sa_by_uid(const struct xg_dp *dp, uint64_t uid);
 
 /** Is @p addr one of the gateway's own addresses (on any port)? */
 bool xg_dp_is_local(const struct xg_routes *rt, uint8_t family, const uint8_t *addr);

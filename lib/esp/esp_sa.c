@@ -65,6 +65,17 @@ chain_xforms(const struct xg_esp_cfg *c, struct rte_crypto_sym_xform x[2])
 		au->next = ci;
 }
 
+struct rte_crypto_sym_xform *
+xg_esp_xforms(const struct xg_esp_cfg *c, struct rte_crypto_sym_xform *x)
+{
+	if (c->aead != XG_AEAD_NONE) {
+		aead_xform(c, &x[0]);
+		return &x[0];
+	}
+	chain_xforms(c, x);
+	return c->outbound ? &x[0] : &x[1];
+}
+
 static int
 check_cfg(const struct xg_esp_cfg *c)
 {
@@ -104,11 +115,7 @@ xg_esp_sa_init(struct xg_esp_sa *sa, const struct xg_esp_cfg *c)
 	sa->iv_len = sa->aead || sa->ctr ? 8 : c->cipher == XG_CIPHER_AES_CBC ? 16 : 0;
 	sa->align = c->cipher == XG_CIPHER_AES_CBC ? 16 : 4;
 	xg_replay_init(&sa->replay, c->outbound ? 0 : c->replay_window, c->esn);
-	if (sa->aead)
-		aead_xform(c, &x[0]);
-	else
-		chain_xforms(c, x);
-	sa->sess = xg_crypto_session_create(sa->aead || c->outbound ? &x[0] : &x[1]);
+	sa->sess = xg_crypto_session_create(xg_esp_xforms(c, x));
 	sa->dev = xg_crypto_dev();
 	sa->cpu = xg_crypto_cpu();
 	return sa->sess ? 0 : -EIO;

@@ -26,6 +26,7 @@
 #include "xg_replay.h"
 
 struct rte_mbuf;
+struct rte_crypto_sym_xform;
 
 /** Most packets one burst call handles (callers pass at most this many). */
 #define XG_ESP_BURST_MAX 64
@@ -79,6 +80,15 @@ struct xg_esp_sa {
  * @return 0, -EINVAL (unsupported combination), -ENOMEM/-EIO (session).
  */
 int xg_esp_sa_init(struct xg_esp_sa *sa, const struct xg_esp_cfg *cfg);
+
+/**
+ * The crypto transforms @p cfg needs, chained in the order a device
+ * applies them (outbound: cipher then auth; inbound: auth then cipher),
+ * written to @p x (room for two). Keys point into @p cfg.
+ * @return the first transform of the chain.
+ */
+struct rte_crypto_sym_xform *xg_esp_xforms(const struct xg_esp_cfg *cfg,
+					   struct rte_crypto_sym_xform *x);
 
 /** Free the session and wipe the SA. */
 void xg_esp_sa_fini(struct xg_esp_sa *sa);
