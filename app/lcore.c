@@ -446,6 +446,15 @@ sel_ok(const struct xg_sa_rt *sa, uint8_t family, const void *key)
 	return sa->sel_any || xg_spd_rule_match(&sa->sel, family, key);
 }
 
+/* Hard byte/packet lifetime reached: the SA carries nothing more (the
+ * control thread sends the hard EXPIRE and deletes it within a second). */
+static inline bool
+sa_spent(const struct xg_sa_rt *sa)
+{
+	return __atomic_load_n(&sa->packets, __ATOMIC_RELAXED) >= sa->hard_packets ||
+	       __atomic_load_n(&sa->bytes, __ATOMIC_RELAXED) >= sa->hard_bytes;
+}
+
 static void
 sa_used(struct xg_sa_rt *sa, const struct rte_mbuf *m)
 {
@@ -499,6 +508,10 @@ outbound(struct ctx *c, struct rte_mbuf *m, uint8_t family, const void *key)
 			send_ip(c, m);
 		else
 			drop(c, m, XG_STAT_OUT_NO_STATES);
+		return;
+	}
+	if (unlikely(sa_spent(p->sa))) {
+		drop(c, m, XG_STAT_OUT_STATE_EXPIRED);
 		return;
 	}
 	if (p->sa->off.action == RTE_SECURITY_ACTION_TYPE_INLINE_PROTOCOL) {
@@ -598,6 +611,10 @@ inbound_esp(struct ctx *c, struct rte_mbuf *m)
 		if (!local)
 			return false;   /* transit ESP: forwarded like any packet */
 		drop(c, m, XG_STAT_IN_NO_STATES);
+		return true;
+	}
+	if (unlikely(sa_spent(sa))) {
+		drop(c, m, XG_STAT_IN_STATE_EXPIRED);
 		return true;
 	}
 	/* xg_esp_inb() checks the rest of the header and the lengths. */

@@ -356,10 +356,26 @@ learn_neighbours(void)
 	}
 }
 
+/* Once a second: the workers' counters into the model, then lifetimes
+ * (soft and hard EXPIRE; a hard one deletes the SA, and the loop then
+ * publishes tables without it). */
+static void
+second_tick(struct xg_server *srv)
+{
+	struct xg_xfrm *x = xg_server_xfrm(srv);
+	unsigned int n;
+
+	if (nworkers)
+		report_use(srv);
+	n = xg_xfrm_tick(x, (uint64_t)time(NULL));
+	if (n)
+		MAIN_LOG(INFO, "%u SA(s) reached a hard lifetime limit and were deleted", n);
+}
+
 static int
 control_loop(struct xg_server *srv, const struct options *o)
 {
-	uint64_t deadline = 0, hz = rte_get_timer_hz();
+	uint64_t deadline = 0, hz = rte_get_timer_hz(), next_tick = 0;
 	int rc = 0;
 
 	if (o->run_seconds)
@@ -368,6 +384,10 @@ control_loop(struct xg_server *srv, const struct options *o)
 		xg_xfrm_set_prelude(xg_server_xfrm(srv), report_use, srv);
 	while (!stop && rc == 0) {
 		rc = xg_server_poll(srv, 10);
+		if (rte_get_timer_cycles() >= next_tick) {
+			second_tick(srv);
+			next_tick = rte_get_timer_cycles() + hz;
+		}
 		if (nworkers && xg_shared.dp &&
 		    xg_xfrm_generation(xg_server_xfrm(srv)) != xg_shared.dp->generation)
 			publish(srv);

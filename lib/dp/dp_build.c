@@ -185,6 +185,22 @@ alg_cfg(const struct xg_sa_view *v, struct xg_esp_cfg *c)
 	return 0;
 }
 
+static uint64_t
+sat_add(uint64_t a, uint64_t b)
+{
+	return a + b < a ? UINT64_MAX : a + b;
+}
+
+/* Hard byte/packet limits in the object's own counter space: what it has
+ * reported is in the model's current lifetime already. */
+static void
+set_limits(struct xg_sa_rt *rt, const struct xg_sa_view *v)
+{
+	__atomic_store_n(&rt->hard_packets, sat_add(rt->rep_packets, v->packets_left),
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&rt->hard_bytes, sat_add(rt->rep_bytes, v->bytes_left), __ATOMIC_RELAXED);
+}
+
 /* The port an SA's packets leave by (outbound) or arrive on (inbound):
  * where an offload session for it has to live. -1: none. */
 static int
@@ -209,6 +225,7 @@ make_rt(struct build *b, const struct xg_sa_view *v, bool inbound)
 	 * sequence counter and replay window, carries on. */
 	if (rt && rt->inbound == inbound) {
 		rt->owner = b->dp;
+		set_limits(rt, v);   /* UPDSA may have changed them */
 		return rt;
 	}
 	rt = rte_zmalloc("xg_sa_rt", sizeof(*rt), RTE_CACHE_LINE_SIZE);
@@ -238,6 +255,7 @@ make_rt(struct build *b, const struct xg_sa_view *v, bool inbound)
 		return NULL;
 	}
 	rt->inbound = inbound;
+	set_limits(rt, v);
 	rt->uid = v->uid;
 	rt->owner = b->dp;
 	rt->mode = v->mode;

@@ -45,6 +45,9 @@ struct xg_sa_rt {
 	bool sel_any;                 /**< selector family unset: any inner packet */
 	uint64_t packets, bytes;
 	uint64_t replay_fail, integrity_fail;
+	/* Hard lifetime: the SA stops once its counters reach these (the
+	 * model then sends the hard EXPIRE and deletes it). */
+	uint64_t hard_packets, hard_bytes;
 	/* Control thread only: identity, owner and what was reported so far. */
 	uint64_t uid;
 	const struct xg_dp *owner;    /**< the snapshot that frees it */

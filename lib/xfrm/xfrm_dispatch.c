@@ -83,7 +83,7 @@ static const struct link links[MSG_INDEX(XFRM_MSG_MAX) + 1] = {
 					    sizeof(struct xfrm_userpolicy_id), false },
 	[MSG_INDEX(XFRM_MSG_GETPOLICY)] = { xg_pol_get, xg_pol_dump_start,
 					    sizeof(struct xfrm_userpolicy_id), false },
-	[MSG_INDEX(XFRM_MSG_ALLOCSPI)] = { not_supported, NULL,
+	[MSG_INDEX(XFRM_MSG_ALLOCSPI)] = { xg_sa_allocspi, NULL,
 					   sizeof(struct xfrm_userspi_info), false },
 	[MSG_INDEX(XFRM_MSG_ACQUIRE)] = { not_supported, NULL,
 					  sizeof(struct xfrm_user_acquire), false },
@@ -245,6 +245,7 @@ xg_xfrm_create(const struct xg_xfrm_ops *ops)
 	x->pol_idx_hmask = 7;
 	for (d = 0; d < XFRM_POLICY_MAX; d++)
 		x->pol_hmask[d] = 7;
+	x->acq_expires = 30;
 	x->hthresh4.lbits = x->hthresh4.rbits = 32;
 	x->hthresh6.lbits = x->hthresh6.rbits = 128;
 	return x;

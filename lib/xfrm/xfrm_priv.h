@@ -45,7 +45,7 @@ struct xg_sa {
 	struct xfrm_lifetime_cfg lft;
 	struct xfrm_lifetime_cur curlft;
 	struct xfrm_stats stats;
-	uint32_t seq;
+	uint32_t seq;           /* km.seq: for a larval state, the ACQUIRE it answers */
 	uint32_t reqid;
 	uint16_t family;
 	uint8_t mode;
@@ -60,6 +60,8 @@ struct xg_sa {
 	uint32_t replay_maxdiff;
 	uint32_t replay_maxage;
 	uint64_t lastused;
+	bool larval;            /* km.state ACQ: made by ALLOCSPI/ACQUIRE, no keys yet */
+	bool dying;             /* km.dying: the soft EXPIRE was sent */
 	bool has_encap, has_coaddr;
 	struct xfrm_encap_tmpl encap;
 	xfrm_address_t coaddr;
@@ -111,6 +113,7 @@ struct xg_xfrm {
 	void (*prelude)(void *arg);
 	void *prelude_arg;
 	struct xfrmu_spdhthresh hthresh4, hthresh6;
+	uint32_t acq_expires;      /* net.core.xfrm_acq_expires: larval state lifetime */
 };
 
 enum xg_dump_kind { XG_DUMP_SA, XG_DUMP_POLICY };
@@ -170,6 +173,7 @@ int xg_sa_del(struct xg_req *r);
 int xg_sa_get(struct xg_req *r);
 int xg_sa_flush(struct xg_req *r);
 int xg_sa_dump_start(struct xg_req *r);
+int xg_sa_allocspi(struct xg_req *r);
 int xg_sadinfo_get(struct xg_req *r);
 bool xg_sa_dump_match(const struct xg_xfrm_dump *d, const struct xg_sa *sa);
 size_t xg_sa_fill(const struct xg_sa *sa, struct xg_nlbuf *b, uint16_t type, uint16_t flags,

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "xfrm_priv.h"
@@ -57,8 +58,10 @@ sa_lookup(struct xg_xfrm *x, uint32_t mark, const xfrm_address_t *daddr, uint32_
 {
 	struct xg_sa *sa;
 
+	/* A larval state without an SPI is not in the kernel's SPI hash. */
 	for (sa = x->sa_hash[sa_hash(daddr, spi, proto)]; sa; sa = sa->hnext)
 		if (sa->family == family && sa->id.spi == spi && sa->id.proto == proto &&
+		    (!sa->larval || sa->id.spi) &&
 		    xg_addr_equal(&sa->id.daddr, daddr, family) &&
 		    (mark & sa->mark.m) == sa->mark.v)
 			return sa;
@@ -556,14 +559,30 @@ xg_sa_free(struct xg_sa *sa)
 }
 
 static void
-sa_link(struct xg_xfrm *x, struct xg_sa *sa)
+hash_add(struct xg_xfrm *x, struct xg_sa *sa)
 {
 	unsigned int h = sa_hash(&sa->id.daddr, sa->id.spi, sa->id.proto);
 
-	sa->mark.v &= sa->mark.m;
-	xg_walk_add_head(&x->sa_all, &sa->all);
 	sa->hnext = x->sa_hash[h];
 	x->sa_hash[h] = sa;
+}
+
+static void
+hash_del(struct xg_xfrm *x, struct xg_sa *sa)
+{
+	struct xg_sa **pp = &x->sa_hash[sa_hash(&sa->id.daddr, sa->id.spi, sa->id.proto)];
+
+	while (*pp != sa)
+		pp = &(*pp)->hnext;
+	*pp = sa->hnext;
+}
+
+static void
+sa_link(struct xg_xfrm *x, struct xg_sa *sa)
+{
+	sa->mark.v &= sa->mark.m;
+	xg_walk_add_head(&x->sa_all, &sa->all);
+	hash_add(x, sa);
 	x->nsa++;
 	sa->uid = ++x->sa_uid;
 	/* The kernel doubles its SPI hash when it holds more states than
@@ -575,13 +594,208 @@ sa_link(struct xg_xfrm *x, struct xg_sa *sa)
 static void
 sa_unlink(struct xg_xfrm *x, struct xg_sa *sa)
 {
-	struct xg_sa **pp = &x->sa_hash[sa_hash(&sa->id.daddr, sa->id.spi, sa->id.proto)];
-
-	while (*pp != sa)
-		pp = &(*pp)->hnext;
-	*pp = sa->hnext;
+	hash_del(x, sa);
 	xg_walk_del(&sa->all);
 	x->nsa--;
+}
+
+static void
+sa_drop(struct xg_xfrm *x, struct xg_sa *sa)
+{
+	sa_unlink(x, sa);
+	xg_sa_free(sa);
+}
+
+/* __find_acq_core(): the larval state, still without an SPI, that an SA
+ * with these properties would answer; made when @p create is set. */
+static struct xg_sa *
+find_acq(struct xg_xfrm *x, const struct xfrm_mark *m, uint16_t family, uint8_t mode,
+	 uint32_t reqid, uint32_t if_id, uint8_t proto, const xfrm_address_t *daddr,
+	 const xfrm_address_t *saddr, bool create)
+{
+	uint32_t mark = m->v & m->m;
+	struct xg_walk *w;
+	struct xg_sa *sa;
+
+	for (w = x->sa_all.next; w != &x->sa_all; w = w->next) {
+		sa = xg_sa_of(w);
+		if (w->walker || !sa->larval || sa->id.spi || sa->reqid != reqid ||
+		    sa->mode != mode || sa->family != family || sa->id.proto != proto ||
+		    (mark & sa->mark.m) != sa->mark.v || !xg_addr_equal(&sa->id.daddr, daddr, family) ||
+		    !xg_addr_equal(&sa->saddr, saddr, family))
+			continue;
+		return sa;
+	}
+	if (!create || (sa = calloc(1, sizeof(*sa))) == NULL)
+		return NULL;
+	if (family == AF_INET || family == AF_INET6) {
+		uint8_t plen = family == AF_INET ? 32 : 128;
+
+		sa->sel.daddr = *daddr;
+		sa->sel.saddr = *saddr;
+		sa->sel.prefixlen_d = sa->sel.prefixlen_s = plen;
+		sa->saddr = *saddr;
+		sa->id.daddr = *daddr;
+		if (family == AF_INET) {
+			/* Only the IPv4 word is copied; the rest stays zero. */
+			memset((uint8_t *)&sa->sel.daddr + 4, 0, 12);
+			memset((uint8_t *)&sa->sel.saddr + 4, 0, 12);
+			memset((uint8_t *)&sa->saddr + 4, 0, 12);
+			memset((uint8_t *)&sa->id.daddr + 4, 0, 12);
+		}
+	}
+	sa->larval = true;
+	sa->id.proto = proto;
+	sa->family = family;
+	sa->mode = mode;
+	sa->reqid = reqid;
+	sa->if_id = if_id;
+	sa->mark = *m;
+	sa->lft.soft_byte_limit = sa->lft.hard_byte_limit = XFRM_INF;
+	sa->lft.soft_packet_limit = sa->lft.hard_packet_limit = XFRM_INF;
+	sa->lft.hard_add_expires_seconds = x->ops.acq_expires ? x->ops.acq_expires(x->ops.ctx) :
+								x->acq_expires;
+	sa->curlft.add_time = (uint64_t)time(NULL);
+	sa_link(x, sa);
+	return sa;
+}
+
+/* __xfrm_find_acq_byseq(). */
+static struct xg_sa *
+find_acq_byseq(struct xg_xfrm *x, uint32_t mark, uint32_t seq)
+{
+	struct xg_walk *w;
+
+	for (w = x->sa_all.next; w != &x->sa_all; w = w->next) {
+		struct xg_sa *sa = xg_sa_of(w);
+
+		if (!w->walker && sa->larval && sa->seq == seq && (mark & sa->mark.m) == sa->mark.v)
+			return sa;
+	}
+	return NULL;
+}
+
+/* The larval state a new SA replaces (xfrm_state_add()): by the ACQUIRE
+ * sequence number the SA carries, else by its properties. */
+static struct xg_sa *
+acq_of(struct xg_xfrm *x, const struct xg_sa *sa)
+{
+	struct xg_sa *acq = NULL;
+
+	if (sa->seq) {
+		acq = find_acq_byseq(x, sa->mark.v & sa->mark.m, sa->seq);
+		if (acq && (acq->id.proto != sa->id.proto ||
+			    !xg_addr_equal(&acq->id.daddr, &sa->id.daddr, sa->family)))
+			acq = NULL;
+	}
+	if (acq == NULL)
+		acq = find_acq(x, &sa->mark, sa->family, sa->mode, sa->reqid, sa->if_id,
+			       sa->id.proto, &sa->id.daddr, &sa->saddr, false);
+	return acq;
+}
+
+/* xfrm_state_lookup_spi_proto(): SPIs are unique per protocol. */
+static bool
+spi_taken(struct xg_xfrm *x, uint32_t spi, uint8_t proto)
+{
+	struct xg_walk *w;
+
+	for (w = x->sa_all.next; w != &x->sa_all; w = w->next)
+		if (!w->walker && xg_sa_of(w)->id.spi == spi && xg_sa_of(w)->id.proto == proto)
+			return true;
+	return false;
+}
+
+static uint32_t
+random_below(uint32_t n)
+{
+	uint32_t v = 0;
+
+	if (getrandom(&v, sizeof(v), 0) != sizeof(v))
+		v = (uint32_t)rand();
+	return (uint32_t)(((uint64_t)v * n) >> 32);
+}
+
+/* xfrm_alloc_spi(): as many random tries as the range is wide. */
+static int
+alloc_spi(struct xg_xfrm *x, struct xg_sa *sa, uint32_t low, uint32_t high)
+{
+	uint64_t range = (uint64_t)high - low + 1, h;
+
+	if (sa->id.spi)
+		return 0;
+	for (h = 0; h < range; h++) {
+		uint32_t spi = low == high ? low : low + random_below((uint32_t)(range > UINT32_MAX ?
+										 UINT32_MAX : range));
+
+		if (!spi_taken(x, htonl(spi), sa->id.proto)) {
+			hash_del(x, sa);   /* the hash is keyed by SPI */
+			sa->id.spi = htonl(spi);
+			hash_add(x, sa);
+			return 0;
+		}
+		if (low == high)
+			break;
+	}
+	return -ENOENT;
+}
+
+static int
+verify_spi_info(uint8_t proto, uint32_t min, uint32_t max)
+{
+	switch (proto) {
+	case IPPROTO_AH:
+	case IPPROTO_ESP:
+		break;
+	case IPPROTO_COMP:
+		if (max >= 0x10000)   /* IPComp CPIs are 16 bits */
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	return min > max ? -EINVAL : 0;
+}
+
+/* xfrm_alloc_userspi(): find or make the larval state, give it an SPI,
+ * answer with it. The state expires after acq_expires seconds unless an
+ * UPDSA/NEWSA fills it in. */
+int
+xg_sa_allocspi(struct xg_req *r)
+{
+	const struct xfrm_userspi_info *p = r->data;
+	uint8_t buf[XG_MSG_MAX];
+	struct xg_nlbuf b = { .buf = buf, .cap = sizeof(buf) };
+	struct xg_sa *sa = NULL;
+	struct xfrm_mark m;
+	uint32_t if_id = 0;
+	size_t len;
+	int err;
+
+	err = verify_spi_info(p->info.id.proto, p->min, p->max);
+	if (err)
+		return err;
+	xg_mark_get(r->tb, &m);
+	if (r->tb[XFRMA_IF_ID].data)
+		if_id = xg_attr_u32(&r->tb[XFRMA_IF_ID]);
+	if (p->info.seq) {
+		sa = find_acq_byseq(r->x, m.v & m.m, p->info.seq);
+		if (sa && !xg_addr_equal(&sa->id.daddr, &p->info.id.daddr, p->info.family))
+			sa = NULL;
+	}
+	if (sa == NULL)
+		sa = find_acq(r->x, &m, p->info.family, p->info.mode, p->info.reqid, if_id,
+			      p->info.id.proto, &p->info.id.daddr, &p->info.saddr, true);
+	if (sa == NULL)
+		return -ENOENT;
+	err = alloc_spi(r->x, sa, p->min, p->max);
+	if (err)
+		return err;
+	len = xg_sa_fill(sa, &b, XFRM_MSG_NEWSA, 0, r->nlh->nlmsg_seq, r->peer->portid);
+	if (len == 0)
+		return -EMSGSIZE;
+	xg_reply(r, buf, len);
+	return 0;
 }
 
 static size_t
@@ -712,6 +926,7 @@ sa_update(struct xg_sa *old, const struct xg_sa *sa)
 	if (sa->has_coaddr && old->has_coaddr)
 		old->coaddr = sa->coaddr;
 	old->lft = sa->lft;
+	old->dying = false;   /* new limits: a soft expiry may come again */
 	if (sa->smark.m || sa->smark.v)
 		old->smark = sa->smark;
 	if (sa->if_id)
@@ -739,8 +954,19 @@ xg_sa_new(struct xg_req *r)
 			err = -EEXIST;
 			goto out_free;
 		}
+		/* xfrm_state_add(): the SA answers a pending larval state. */
+		old = acq_of(r->x, sa);
 		sa_link(r->x, sa);
 		notify_sa(r, sa, XFRM_MSG_NEWSA);
+		if (old)
+			sa_drop(r->x, old);
+		return 0;
+	}
+	if (old && old->larval) {
+		/* xfrm_state_update() on a larval state: the SA replaces it. */
+		sa_link(r->x, sa);
+		notify_sa(r, sa, XFRM_MSG_UPDSA);
+		sa_drop(r->x, old);
 		return 0;
 	}
 	err = old ? sa_update(old, sa) : -ESRCH;
@@ -895,4 +1121,117 @@ xg_sadinfo_get(struct xg_req *r)
 	xg_nl_end(&b);
 	xg_reply(r, buf, b.len);
 	return 0;
+}
+
+/* build_expire(): the state, hard or not, then its mark and if_id. */
+static size_t
+expire_fill(const struct xg_sa *sa, bool hard, struct xg_nlbuf *b)
+{
+	struct xfrm_user_expire ue;
+	struct nlmsghdr *nlh;
+
+	nlh = xg_nl_put_hdr(b, XFRM_MSG_EXPIRE, 0, 0, 0, sizeof(ue));
+	if (nlh == NULL)
+		return 0;
+	memset(&ue, 0, sizeof(ue));
+	copy_to_user(sa, &ue.state);
+	ue.hard = hard;
+	memcpy(NLMSG_DATA(nlh), &ue, sizeof(ue));
+	if (sa->mark.v || sa->mark.m)
+		xg_nl_put(b, XFRMA_MARK, &sa->mark, sizeof(sa->mark));
+	if (sa->if_id)
+		xg_nl_put_u32(b, XFRMA_IF_ID, sa->if_id);
+	xg_nl_end(b);
+	return b->overflow ? 0 : b->len;
+}
+
+static void
+send_expire(struct xg_xfrm *x, const struct xg_sa *sa, bool hard)
+{
+	uint8_t buf[512];
+	struct xg_nlbuf b = { .buf = buf, .cap = sizeof(buf) };
+	size_t len = expire_fill(sa, hard, &b);
+
+	if (len == 0)
+		return;
+	/* A soft expiry changes nothing the data plane runs; a hard one
+	 * deletes the SA, which xg_notify() tells the data plane. */
+	if (hard)
+		xg_notify(x, 1u << (XFRMNLGRP_EXPIRE - 1), buf, len);
+	else if (x->ops.multicast)
+		x->ops.multicast(x->ops.ctx, 1u << (XFRMNLGRP_EXPIRE - 1), buf, len);
+}
+
+enum expiry { EXP_NONE, EXP_SOFT, EXP_HARD };
+
+static bool
+soft_count(const struct xg_sa *sa)
+{
+	return sa->curlft.packets && (sa->curlft.bytes >= sa->lft.soft_byte_limit ||
+				      sa->curlft.packets >= sa->lft.soft_packet_limit);
+}
+
+/* xfrm_timer_handler() and xfrm_state_check_expire() in one look. Byte
+ * and packet limits count once the SA has carried traffic, as the kernel
+ * checks them per packet. */
+static enum expiry
+expiry(const struct xg_sa *sa, uint64_t now)
+{
+	const struct xfrm_lifetime_cfg *l = &sa->lft;
+	const struct xfrm_lifetime_cur *c = &sa->curlft;
+	uint64_t used = c->use_time ? c->use_time : now;
+	bool carried = c->packets > 0;
+
+	if ((l->hard_add_expires_seconds && now >= c->add_time + l->hard_add_expires_seconds) ||
+	    (l->hard_use_expires_seconds && now >= used + l->hard_use_expires_seconds) ||
+	    (carried && (c->bytes >= l->hard_byte_limit || c->packets >= l->hard_packet_limit)))
+		return EXP_HARD;
+	if (sa->dying)
+		return EXP_NONE;
+	if ((l->soft_add_expires_seconds && now >= c->add_time + l->soft_add_expires_seconds) ||
+	    (l->soft_use_expires_seconds && now >= used + l->soft_use_expires_seconds) ||
+	    soft_count(sa))
+		return EXP_SOFT;
+	return EXP_NONE;
+}
+
+unsigned int
+xg_xfrm_tick(struct xg_xfrm *x, uint64_t now)
+{
+	struct xg_walk *w, *next;
+	unsigned int n = 0;
+
+	/* Oldest first: of the SAs due in the same second, the kernel's timer
+	 * fires first for the one added first. */
+	for (w = x->sa_all.prev; w != &x->sa_all; w = next) {
+		struct xg_sa *sa = xg_sa_of(w);
+
+		next = w->prev;
+		if (w->walker)
+			continue;
+		switch (expiry(sa, now)) {
+		case EXP_HARD:
+			/* Packet by packet, the kernel passes a lower soft byte or
+			 * packet limit first; a report may have crossed both. */
+			if (!sa->dying && soft_count(sa))
+				send_expire(x, sa, false);
+			send_expire(x, sa, true);
+			sa_drop(x, sa);
+			n++;
+			break;
+		case EXP_SOFT:
+			sa->dying = true;
+			send_expire(x, sa, false);
+			break;
+		default:
+			break;
+		}
+	}
+	return n;
+}
+
+void
+xg_xfrm_set_acq_expires(struct xg_xfrm *x, uint32_t seconds)
+{
+	x->acq_expires = seconds;
 }

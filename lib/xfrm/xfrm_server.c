@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -464,6 +465,23 @@ listen_on(struct xg_server *s, const char *path)
 	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev);
 }
 
+/* The host's net.core.xfrm_acq_expires, as the kernel reads its own when
+ * it makes a larval state (charon sets it to 165 when it starts). */
+static uint32_t
+host_acq_expires(void *ctx)
+{
+	FILE *f = fopen("/proc/sys/net/core/xfrm_acq_expires", "r");
+	unsigned int v = 30;
+
+	(void)ctx;
+	if (f) {
+		if (fscanf(f, "%u", &v) != 1)
+			v = 30;
+		fclose(f);
+	}
+	return v;
+}
+
 struct xg_server *
 xg_server_create(const char *path)
 {
@@ -472,6 +490,7 @@ xg_server_create(const char *path)
 		.unicast = on_unicast,
 		.multicast = on_multicast,
 		.dump_start = on_dump_start,
+		.acq_expires = host_acq_expires,
 	};
 	int err;
 

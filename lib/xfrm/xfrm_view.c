@@ -25,6 +25,12 @@ sa_view(const struct xg_sa *sa, struct xg_sa_view *v)
 	v->oseq = sa->replay_esn ? ((uint64_t)sa->replay_esn->oseq_hi << 32 | sa->replay_esn->oseq) :
 				   sa->replay.oseq;
 	v->add_time = sa->curlft.add_time;
+	v->bytes_left = sa->lft.hard_byte_limit == XFRM_INF ? XFRM_INF :
+			sa->lft.hard_byte_limit > sa->curlft.bytes ?
+					 sa->lft.hard_byte_limit - sa->curlft.bytes : 0;
+	v->packets_left = sa->lft.hard_packet_limit == XFRM_INF ? XFRM_INF :
+			  sa->lft.hard_packet_limit > sa->curlft.packets ?
+					   sa->lft.hard_packet_limit - sa->curlft.packets : 0;
 	v->aead = sa->aead;
 	v->aalg = sa->aalg;
 	v->ealg = sa->ealg;
@@ -61,7 +67,8 @@ xg_xfrm_foreach(const struct xg_xfrm *x, void (*fn)(void *arg, const struct xg_s
 	for (w = x->sa_all.next; fn && w != &x->sa_all; w = w->next) {
 		struct xg_sa_view v;
 
-		if (w->walker)
+		/* Larval states (ALLOCSPI) have no keys: nothing to run. */
+		if (w->walker || ((const struct xg_sa *)w)->larval)
 			continue;
 		sa_view((const struct xg_sa *)w, &v);
 		fn(arg, &v);

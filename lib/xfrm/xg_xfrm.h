@@ -37,6 +37,10 @@ struct xg_xfrm_ops {
 	/** A dump was started for @p peer; the caller drives it with
 	 *  xg_xfrm_dump_next() and owns it until xg_xfrm_dump_free(). */
 	void (*dump_start)(void *opaque, struct xg_xfrm_dump *d);
+	/** Optional: the lifetime of a new larval state in seconds (the
+	 *  host's net.core.xfrm_acq_expires), read when one is made; without
+	 *  it, the value of xg_xfrm_set_acq_expires(). */
+	uint32_t (*acq_expires)(void *ctx);
 	void *ctx;
 };
 
@@ -83,6 +87,9 @@ struct xg_sa_view {
 	uint32_t replay_window;         /**< legacy or ESN window */
 	uint64_t oseq;                  /**< last outbound sequence number */
 	uint64_t add_time;
+	/** Hard byte and packet limits left (XFRM_INF: none), from the SA's
+	 *  limits less what was reported so far. */
+	uint64_t bytes_left, packets_left;
 	const struct xfrm_algo_aead *aead;
 	const struct xfrm_algo_auth *aalg;
 	const struct xfrm_algo *ealg;
@@ -131,6 +138,21 @@ void xg_xfrm_report_use(struct xg_xfrm *x,
  * counters there, so that nothing is lost when an SA goes away).
  */
 void xg_xfrm_set_prelude(struct xg_xfrm *x, void (*fn)(void *arg), void *arg);
+
+/**
+ * Lifetimes, as the kernel's per-SA timer and xfrm_state_check_expire():
+ * an SA past a soft limit (add time, use time, bytes, packets) gets one
+ * XFRM_MSG_EXPIRE with hard 0 on group XFRMNLGRP_EXPIRE; past a hard
+ * limit it gets one with hard 1 and is deleted. Byte and packet limits see
+ * what xg_xfrm_report_use() reported so far. Call about once a second
+ * with the wall-clock time.
+ * @return the number of SAs deleted.
+ */
+unsigned int xg_xfrm_tick(struct xg_xfrm *x, uint64_t now);
+
+/** The lifetime of larval states (ALLOCSPI) when ops.acq_expires is not
+ *  set, in seconds; default 30. */
+void xg_xfrm_set_acq_expires(struct xg_xfrm *x, uint32_t seconds);
 
 /** Object counts, for logs and tests. */
 void xg_xfrm_counts(const struct xg_xfrm *x, uint32_t *nsa, uint32_t *npol);

@@ -310,3 +310,42 @@ def test_policy_check_edges(topo, tmp_path):
         rc, text, counters = stop_gateway(p, log)
     assert rc == 0, text
     assert counters.get("XfrmInNoPols") == 1 and counters.get("XgInDecrypted") == 2, text
+
+
+def test_lifetime_packet_limits(topo, tmp_path):
+    """A hard packet limit stops the SA in the data plane at once; the
+    control plane sends one soft and one hard EXPIRE and deletes it."""
+    t = topo
+    p, log, env = start_gateway(tmp_path, t)
+    mon = None
+    try:
+        mon_out = open(tmp_path / "monitor.txt", "w+")
+        mon = subprocess.Popen(["ip", "xfrm", "monitor", "expire"], env=env, stdout=mon_out,
+                               stderr=subprocess.STDOUT)
+        ipx(env, "xfrm state add src %s dst %s proto esp spi 0x100 reqid 1 mode tunnel "
+            "aead 'rfc4106(gcm(aes))' %s 128 limit packet-soft 3 limit packet-hard 5"
+            % (GW_WAN, PEER, KEY))
+        ipx(env, "xfrm policy add src 10.1.0.0/16 dst 10.2.0.0/16 dir out "
+            "tmpl src %s dst %s proto esp reqid 1 mode tunnel" % (GW_WAN, PEER))
+        time.sleep(0.3)
+        gw_lan_mac, lan_mac = mac(None, t["lan_g"]), mac(t["lan_ns"], t["lan_t"])
+        inner = [IP(src=LANHOST, dst="10.2.0.5") / ICMP(id=2, seq=i) for i in range(8)]
+        got = [f for f in exchange(t, tmp_path, "lan",
+                                   [Ether(src=lan_mac, dst=gw_lan_mac) / pk for pk in inner])
+               if f.haslayer(ESP)]
+        assert [f[ESP].seq for f in got] == [1, 2, 3, 4, 5]
+        deadline = time.time() + 5
+        while "hard 1" not in open(tmp_path / "monitor.txt").read() and time.time() < deadline:
+            time.sleep(0.2)
+        text = open(tmp_path / "monitor.txt").read()
+        assert text.count("Expired") == 2, text
+        assert text.index("hard 0") < text.index("hard 1") and "spi 0x00000100" in text, text
+        assert "SAD count 0" in ipx(env, "xfrm state count")
+    finally:
+        if mon:
+            mon.terminate()
+            mon.wait()
+        rc, text, counters = stop_gateway(p, log)
+    assert rc == 0, text
+    assert counters.get("XgOutEncrypted") == 5, text
+    assert counters.get("XfrmOutStateExpired") == 3, text

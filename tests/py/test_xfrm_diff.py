@@ -33,9 +33,60 @@ def sa(spi, rest, addrs=V4, op="add"):
     return "%s %s %s proto esp spi %s %s" % (ST, op, addrs, spi, rest)
 
 
+ALLOC = ST + " allocspi src 10.0.0.1 dst 10.0.0.2 proto esp mode tunnel reqid 7"
+ACQ = "/proc/sys/net/core/xfrm_acq_expires"
+
+
+def monitored(cmds, seconds):
+    """Run @p cmds while `ip xfrm monitor` listens; print what it saw."""
+    return ("ip xfrm monitor > /tmp/xg-mon.$$ & M=$!; sleep 0.5; %s; sleep %s; kill $M; "
+            "cat /tmp/xg-mon.$$; rm -f /tmp/xg-mon.$$" % (cmds, seconds))
+
+
 TUTORIAL = os.path.join(conftest.BUILD, "tests", "xfrm_tutorial")
 
 SCENARIOS = {
+    # ALLOCSPI: larval states, SPI exhaustion, UPDSA filling one in, NEWSA
+    # on a taken SPI, range checks.
+    "allocspi_larval": [
+        "cat %s > /tmp/xg-acq.save; echo 30 > %s" % (ACQ, ACQ),
+        ALLOC + " min 0x5000 max 0x5000",
+        ST + " list", "ip -s xfrm state list", ST + " count",
+        ALLOC + " min 0x5000 max 0x5000",   # taken: ENOENT, a larval state without SPI stays
+        ST + " list", ST + " count",
+        ALLOC + " min 0x5001 max 0x5001",   # gives that larval state an SPI
+        ST + " list",
+        ALLOC + " min 0x6000 max 0x5000",
+        ST + " allocspi src 10.0.0.1 dst 10.0.0.2 proto comp min 1 max 0x10000",
+        sa("0x5000", "reqid 7 mode tunnel %s %s 128" % (GCM, K20), op="update"),
+        sa("0x5001", "reqid 7 mode tunnel %s %s 128" % (GCM, K20)),
+        ST + " list", ST + " count",
+        ST + " allocspi src 10.0.0.1 dst 10.0.0.3 proto esp mode transport min 0x7000 "
+        "max 0x7fff > /dev/null; " + ST + " count; " + ST + " deleteall src 10.0.0.1 "
+        "dst 10.0.0.3",
+        ST + " allocspi %s proto esp mode tunnel reqid 9 min 0x8000 max 0x8000" % V6,
+        sa("0x8888", "reqid 9 mode tunnel %s %s 128" % (GCM, K20), V6),
+        ST + " list " + V6,
+        ST + " get src 10.0.0.1 dst 10.0.0.2 proto esp spi 0x5001",
+        ST + " delete src 10.0.0.1 dst 10.0.0.2 proto esp spi 0x5001",
+        ST + " get src 10.0.0.1 dst 10.0.0.2 proto esp spi 0x5001",
+        ST + " list", ST + " count",
+        "cat /tmp/xg-acq.save > %s; rm -f /tmp/xg-acq.save" % ACQ,
+    ],
+    # Lifetimes: soft then hard EXPIRE by add time (the hard one deletes the
+    # SA), a larval state timing out after xfrm_acq_expires.
+    "expire_events": [
+        "cat %s > /tmp/xg-acq.save; echo 2 > %s" % (ACQ, ACQ),
+        monitored(sa("0x9000", "reqid 3 mode tunnel %s %s 128 limit time-soft 1 limit time-hard 2"
+                      % (GCM, K20)) + "; " +
+                  sa("0x9001", "reqid 3 mode tunnel %s %s 128 limit time-hard 2 "
+                     "limit time-use-soft 1 limit byte-soft 1000 limit packet-hard 5"
+                     % (GCM, K20)), 3.5),
+        ST + " list", ST + " count",
+        monitored(ALLOC + " min 0x9100 max 0x9100 > /dev/null", 3.5),
+        ST + " count",
+        "cat /tmp/xg-acq.save > %s; rm -f /tmp/xg-acq.save" % ACQ,
+    ],
     # The XFRM tutorial's raw-socket program, then what ip shows of its policy.
     "tutorial_program": [TUTORIAL, POL + " list", "ip -s xfrm policy list", TUTORIAL],
     "gcm_modes_families": [
@@ -243,3 +294,12 @@ def test_kernel_reference_ran(kernel_results):
     i = next(i for i, (n, c) in enumerate(flat_commands()) if n == "gcm_modes_families" and
              c == ST + " list")
     assert "rfc4106(gcm(aes))" in kernel_results[i][1]
+    # Lifetimes really expired in the reference: soft and hard, SA and larval.
+    mons = [kernel_results[i][1] for i, (n, c) in enumerate(flat_commands())
+            if n == "expire_events" and c.startswith("ip xfrm monitor")]
+    assert len(mons) == 2
+    assert mons[0].count("Expired") == 3 and "hard 1" in mons[0] and "hard 0" in mons[0]
+    assert "spi 0x00009100" in mons[1] and "hard 1" in mons[1]
+    i = next(i for i, (n, c) in enumerate(flat_commands()) if n == "allocspi_larval" and
+             c.startswith(ALLOC))
+    assert "spi 0x00005000" in kernel_results[i][1]

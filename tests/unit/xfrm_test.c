@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "xfrm_priv.h"
 
@@ -19,6 +20,8 @@
 static uint8_t out[64][XG_MSG_MAX];
 static size_t outlen[64];
 static int nout, nevents;
+static uint8_t last_event[XG_MSG_MAX];
+static uint32_t last_group;
 static struct xg_xfrm_dump *dump;
 
 static void
@@ -35,9 +38,8 @@ static void
 on_multicast(void *ctx, uint32_t group, const void *msg, size_t len)
 {
 	(void)ctx;
-	(void)group;
-	(void)msg;
-	(void)len;
+	memcpy(last_event, msg, len < sizeof(last_event) ? len : sizeof(last_event));
+	last_group = group;
 	nevents++;
 }
 
@@ -134,6 +136,116 @@ add_gcm_sa(struct xg_xfrm *x, uint32_t spi)
 	msg_start(&m, XFRM_MSG_NEWSA, NLM_F_ACK, &p, sizeof(p));
 	put_gcm(&m, "rfc4106(gcm(aes))", 160, 128);
 	return send_msg(x, &m);
+}
+
+static int
+get_sa(struct xg_xfrm *x, uint32_t spi)
+{
+	struct xfrm_usersa_id id = { .spi = htonl(spi), .family = AF_INET,
+				     .proto = IPPROTO_ESP };
+	struct msg m;
+
+	id.daddr.a4 = htonl(0x0a000002);
+	msg_start(&m, XFRM_MSG_GETSA, 0, &id, sizeof(id));
+	return send_msg(x, &m);
+}
+
+static uint64_t use_packets;
+
+static void
+give_packets(void *arg, uint64_t uid, struct xg_sa_use *u)
+{
+	(void)arg;
+	(void)uid;
+	u->packets = use_packets;
+	u->bytes = use_packets * 100;
+	u->use_time = (uint64_t)time(NULL);
+}
+
+/* The last event was an EXPIRE of @p spi with @p hard. */
+static bool
+expired(uint32_t spi, int hard)
+{
+	const struct nlmsghdr *nlh = (const void *)last_event;
+	const struct xfrm_user_expire *ue = NLMSG_DATA(nlh);
+
+	return nlh->nlmsg_type == XFRM_MSG_EXPIRE && last_group == 1u << (XFRMNLGRP_EXPIRE - 1) &&
+	       nlh->nlmsg_pid == 0 && nlh->nlmsg_seq == 0 && ue->state.id.spi == htonl(spi) &&
+	       ue->hard == hard && nlh->nlmsg_len == NLMSG_LENGTH(sizeof(*ue));
+}
+
+/* Soft and hard lifetimes by packets and by add time. */
+static void
+test_lifetimes(struct xg_xfrm *x)
+{
+	struct xfrm_usersa_info p = gcm_sa_info(0x700);
+	uint64_t now = (uint64_t)time(NULL);
+	struct msg m;
+	int before;
+
+	p.lft.soft_packet_limit = 10;
+	p.lft.hard_packet_limit = 20;
+	msg_start(&m, XFRM_MSG_NEWSA, NLM_F_ACK, &p, sizeof(p));
+	put_gcm(&m, "rfc4106(gcm(aes))", 160, 128);
+	CHECK(send_msg(x, &m) == 0);
+	p = gcm_sa_info(0x701);
+	p.lft.soft_add_expires_seconds = 100;
+	p.lft.hard_add_expires_seconds = 200;
+	msg_start(&m, XFRM_MSG_NEWSA, NLM_F_ACK, &p, sizeof(p));
+	put_gcm(&m, "rfc4106(gcm(aes))", 160, 128);
+	CHECK(send_msg(x, &m) == 0);
+
+	before = nevents;
+	CHECK(xg_xfrm_tick(x, now) == 0 && nevents == before);   /* nothing due */
+	use_packets = 10;
+	xg_xfrm_report_use(x, give_packets, NULL);
+	CHECK(xg_xfrm_tick(x, now) == 0 && nevents == before + 1 && expired(0x700, 0));
+	CHECK(xg_xfrm_tick(x, now) == 0 && nevents == before + 1);   /* soft once only */
+	use_packets = 9;
+	xg_xfrm_report_use(x, give_packets, NULL);
+	CHECK(xg_xfrm_tick(x, now) == 0 && nevents == before + 1);   /* 19 < 20 */
+	use_packets = 1;
+	xg_xfrm_report_use(x, give_packets, NULL);
+	CHECK(xg_xfrm_tick(x, now) == 1 && nevents == before + 2 && expired(0x700, 1));
+	CHECK(get_sa(x, 0x700) == -ESRCH && get_sa(x, 0x701) == 0);
+
+	CHECK(xg_xfrm_tick(x, now + 99) == 0 && nevents == before + 2);
+	CHECK(xg_xfrm_tick(x, now + 101) == 0 && expired(0x701, 0));
+	CHECK(xg_xfrm_tick(x, now + 201) == 1 && expired(0x701, 1));
+	CHECK(get_sa(x, 0x701) == -ESRCH && nevents == before + 4);
+}
+
+/* ALLOCSPI: a larval state with the one SPI of the range, then ENOENT
+ * for the same SPI; UPDSA fills the larval state in. */
+static void
+test_allocspi(struct xg_xfrm *x)
+{
+	struct xfrm_userspi_info u;
+	struct xfrm_usersa_info p = gcm_sa_info(0x800);
+	const struct xfrm_usersa_info *r;
+	struct msg m;
+
+	memset(&u, 0, sizeof(u));
+	u.info = p;
+	u.info.id.spi = 0;
+	u.min = u.max = 0x800;
+	msg_start(&m, XFRM_MSG_ALLOCSPI, 0, &u, sizeof(u));
+	CHECK(send_msg(x, &m) == 0);
+	r = NLMSG_DATA((struct nlmsghdr *)out[0]);
+	CHECK(((struct nlmsghdr *)out[0])->nlmsg_type == XFRM_MSG_NEWSA);
+	CHECK(r->id.spi == htonl(0x800) && r->lft.hard_add_expires_seconds == 30);
+	CHECK(get_sa(x, 0x800) == 0);
+	msg_start(&m, XFRM_MSG_ALLOCSPI, 0, &u, sizeof(u));
+	CHECK(send_msg(x, &m) == -ENOENT);
+	u.min = 0x900;
+	msg_start(&m, XFRM_MSG_ALLOCSPI, 0, &u, sizeof(u));
+	CHECK(send_msg(x, &m) == -EINVAL);   /* min > max */
+	msg_start(&m, XFRM_MSG_UPDSA, NLM_F_ACK, &p, sizeof(p));
+	put_gcm(&m, "rfc4106(gcm(aes))", 160, 128);
+	CHECK(send_msg(x, &m) == 0);
+	CHECK(get_sa(x, 0x800) == 0);
+	r = NLMSG_DATA((struct nlmsghdr *)out[0]);
+	CHECK(r->lft.hard_add_expires_seconds == 0);   /* the real SA now */
 }
 
 static void
@@ -491,6 +603,8 @@ main(void)
 	test_sa_refusals(x);
 	test_policy_index(x);
 	test_dump_resume(x);
+	test_lifetimes(x);
+	test_allocspi(x);
 	CHECK(nevents > 0);
 	xg_xfrm_destroy(x);
 	return CHECK_REPORT();
