@@ -490,6 +490,10 @@ outbound(struct ctx *c, struct rte_mbuf *m, uint8_t family, const void *key)
 	const struct xg_pol_rt *p = lookup(c, family, XG_SPD_OUT, key);
 	uint8_t why;
 
+	if (p == NULL && c->dp->default_block[XFRM_POLICY_OUT]) {
+		drop(c, m, XG_STAT_OUT_DEFAULT_BLOCK);
+		return;
+	}
 	if (p == NULL || (p->action == XFRM_POLICY_ALLOW && p->ntmpl == 0)) {
 		send_ip(c, m);
 		return;
@@ -548,6 +552,10 @@ forward(struct ctx *c, struct rte_mbuf *m, const struct xg_sa_rt *via)
 	/* RFC 4301 5.2 / __xfrm_policy_check(): a forwarded packet must have
 	 * come the way the fwd policy asks, protected or not. */
 	p = lookup(c, family, XG_SPD_FWD, key);
+	if (p == NULL && c->dp->default_block[XFRM_POLICY_FWD]) {
+		drop(c, m, XG_STAT_IN_NO_POLS);   /* SETDEFAULT fwd block */
+		return;
+	}
 	if (p && p->action == XFRM_POLICY_BLOCK) {
 		drop(c, m, XG_STAT_IN_POL_BLOCK);
 		return;

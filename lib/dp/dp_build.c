@@ -505,6 +505,7 @@ xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt, struct xg_dp *p
 {
 	struct build b = { .prev = prev };
 	char name[32];
+	uint8_t d;
 	int rc;
 
 	b.dp = rte_zmalloc("xg_dp", sizeof(*b.dp), RTE_CACHE_LINE_SIZE);
@@ -513,6 +514,8 @@ xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt, struct xg_dp *p
 		return NULL;
 	}
 	b.dp->generation = xg_xfrm_generation(x);
+	for (d = 0; d < 3; d++)
+		b.dp->default_block[d] = xg_xfrm_default_block(x, d);
 	b.dp->rt = rt;
 	xg_xfrm_foreach(x, collect_sa, collect_pol, &b);
 	rc = b.err;

@@ -116,6 +116,7 @@ struct xg_dp {
 	struct xg_sa_rt **sas;
 	uint32_t nsas;
 	struct rte_hash *sad_in;      /**< (spi, daddr, family) -> struct xg_sa_rt * */
+	bool default_block[3];        /**< XFRM_POLICY_IN/OUT/FWD without a policy: block */
 	struct xg_sa_rt **by_uid;     /**< sas sorted by uid, for xg_dp_sa_by_uid() */
 };
 

@@ -106,9 +106,9 @@ static const struct link links[MSG_INDEX(XFRM_MSG_MAX) + 1] = {
 	[MSG_INDEX(XFRM_MSG_NEWSPDINFO)] = { xg_spdinfo_set, NULL, sizeof(uint32_t), true },
 	[MSG_INDEX(XFRM_MSG_GETSPDINFO)] = { xg_spdinfo_get, NULL, sizeof(uint32_t), false },
 	[MSG_INDEX(XFRM_MSG_MAPPING)] = { NULL, NULL, sizeof(struct xfrm_user_mapping), false },
-	[MSG_INDEX(XFRM_MSG_SETDEFAULT)] = { not_supported, NULL,
+	[MSG_INDEX(XFRM_MSG_SETDEFAULT)] = { xg_default_set, NULL,
 					     sizeof(struct xfrm_userpolicy_default), false },
-	[MSG_INDEX(XFRM_MSG_GETDEFAULT)] = { not_supported, NULL,
+	[MSG_INDEX(XFRM_MSG_GETDEFAULT)] = { xg_default_get, NULL,
 					     sizeof(struct xfrm_userpolicy_default), false },
 };
 
@@ -246,6 +246,8 @@ xg_xfrm_create(const struct xg_xfrm_ops *ops)
 	for (d = 0; d < XFRM_POLICY_MAX; d++)
 		x->pol_hmask[d] = 7;
 	x->acq_expires = 30;
+	for (d = 0; d < 3; d++)
+		x->policy_default[d] = XFRM_USERPOLICY_ACCEPT;
 	x->hthresh4.lbits = x->hthresh4.rbits = 32;
 	x->hthresh6.lbits = x->hthresh6.rbits = 128;
 	return x;

@@ -562,3 +562,62 @@ xg_spdinfo_set(struct xg_req *r)
 	r->x->hthresh6 = t6;
 	return 0;
 }
+
+static bool
+default_valid(uint8_t action)
+{
+	return action == XFRM_USERPOLICY_BLOCK || action == XFRM_USERPOLICY_ACCEPT;
+}
+
+static size_t
+default_fill(const struct xg_xfrm *x, uint8_t *buf, size_t cap, uint32_t seq, uint32_t pid)
+{
+	struct xg_nlbuf b = { .buf = buf, .cap = cap };
+	struct xfrm_userpolicy_default up;
+	struct nlmsghdr *nlh;
+
+	memset(&up, 0, sizeof(up));
+	up.in = x->policy_default[XFRM_POLICY_IN];
+	up.fwd = x->policy_default[XFRM_POLICY_FWD];
+	up.out = x->policy_default[XFRM_POLICY_OUT];
+	nlh = xg_nl_put_hdr(&b, XFRM_MSG_GETDEFAULT, 0, seq, pid, sizeof(up));
+	memcpy(NLMSG_DATA(nlh), &up, sizeof(up));
+	xg_nl_end(&b);
+	return b.len;
+}
+
+/* xfrm_set_default(): each valid action is taken, the others ignored;
+ * the new defaults go to XFRMNLGRP_POLICY as a GETDEFAULT message. */
+int
+xg_default_set(struct xg_req *r)
+{
+	const struct xfrm_userpolicy_default *up = r->data;
+	uint8_t buf[64];
+	size_t len;
+
+	if (default_valid(up->in))
+		r->x->policy_default[XFRM_POLICY_IN] = up->in;
+	if (default_valid(up->fwd))
+		r->x->policy_default[XFRM_POLICY_FWD] = up->fwd;
+	if (default_valid(up->out))
+		r->x->policy_default[XFRM_POLICY_OUT] = up->out;
+	len = default_fill(r->x, buf, sizeof(buf), 0, 0);
+	xg_notify(r->x, 1u << (XFRMNLGRP_POLICY - 1), buf, len);
+	return 0;
+}
+
+int
+xg_default_get(struct xg_req *r)
+{
+	uint8_t buf[64];
+	size_t len = default_fill(r->x, buf, sizeof(buf), r->nlh->nlmsg_seq, r->peer->portid);
+
+	xg_reply(r, buf, len);
+	return 0;
+}
+
+bool
+xg_xfrm_default_block(const struct xg_xfrm *x, uint8_t dir)
+{
+	return dir < 3 && x->policy_default[dir] == XFRM_USERPOLICY_BLOCK;
+}

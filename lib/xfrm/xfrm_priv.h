@@ -114,6 +114,7 @@ struct xg_xfrm {
 	void *prelude_arg;
 	struct xfrmu_spdhthresh hthresh4, hthresh6;
 	uint32_t acq_expires;      /* net.core.xfrm_acq_expires: larval state lifetime */
+	uint8_t policy_default[3]; /* in/out/fwd without a matching policy: XFRM_USERPOLICY_* */
 };
 
 enum xg_dump_kind { XG_DUMP_SA, XG_DUMP_POLICY };
@@ -186,6 +187,8 @@ int xg_pol_flush(struct xg_req *r);
 int xg_pol_dump_start(struct xg_req *r);
 int xg_spdinfo_get(struct xg_req *r);
 int xg_spdinfo_set(struct xg_req *r);
+int xg_default_set(struct xg_req *r);
+int xg_default_get(struct xg_req *r);
 size_t xg_pol_fill(const struct xg_policy *p, struct xg_nlbuf *b, uint16_t type,
 		   uint16_t flags, uint32_t seq, uint32_t pid);
 

@@ -154,6 +154,10 @@ unsigned int xg_xfrm_tick(struct xg_xfrm *x, uint64_t now);
  *  set, in seconds; default 30. */
 void xg_xfrm_set_acq_expires(struct xg_xfrm *x, uint32_t seconds);
 
+/** Does a packet of direction @p dir (XFRM_POLICY_IN/OUT/FWD) that no
+ *  policy matches get blocked (SETDEFAULT)? The default is accept. */
+bool xg_xfrm_default_block(const struct xg_xfrm *x, uint8_t dir);
+
 /** Object counts, for logs and tests. */
 void xg_xfrm_counts(const struct xg_xfrm *x, uint32_t *nsa, uint32_t *npol);
 

@@ -349,3 +349,44 @@ def test_lifetime_packet_limits(topo, tmp_path):
     assert rc == 0, text
     assert counters.get("XgOutEncrypted") == 5, text
     assert counters.get("XfrmOutStateExpired") == 3, text
+
+
+def test_default_actions(topo, tmp_path):
+    """SETDEFAULT: packets that no policy matches are blocked per direction
+    (out: XgOutDefaultBlock, fwd: XfrmInNoPols) and flow again on accept."""
+    t = topo
+    p, log, env = start_gateway(tmp_path, t)
+    try:
+        gw_lan_mac, gw_wan_mac = mac(None, t["lan_g"]), mac(None, t["wan_g"])
+        lan_mac, wan_mac = mac(t["lan_ns"], t["lan_t"]), mac(t["wan_ns"], t["wan_t"])
+        out = Ether(src=lan_mac, dst=gw_lan_mac) / IP(src=LANHOST, dst="10.2.0.5") / \
+            UDP(sport=5, dport=6) / b"out"
+        back = Ether(src=wan_mac, dst=gw_wan_mac) / IP(src="10.2.0.5", dst=LANHOST) / \
+            UDP(sport=6, dport=5) / b"back"
+
+        def udp(frames):
+            return [f for f in frames if f.haslayer(UDP) and f[UDP].sport in (5, 6)]
+
+        # Forwarded packets meet the fwd and then the out policies (as in
+        # the kernel): a default block in either direction stops all of them.
+        ipx(env, "xfrm policy setdefault out block")
+        time.sleep(0.3)
+        assert udp(exchange(t, tmp_path, "lan", [out], wait=1.5)) == []
+        assert udp(exchange(t, tmp_path, "wan", [back], wait=1.5)) == []
+        ipx(env, "xfrm policy setdefault fwd block out accept")
+        time.sleep(0.3)
+        assert udp(exchange(t, tmp_path, "lan", [out], wait=1.5)) == []
+        assert udp(exchange(t, tmp_path, "wan", [back], wait=1.5)) == []
+        # A matching policy overrides the default.
+        ipx(env, "xfrm policy add src 10.2.0.0/16 dst 10.1.0.0/16 dir fwd")
+        time.sleep(0.3)
+        assert len(udp(exchange(t, tmp_path, "wan", [back], wait=1.5))) == 1
+        assert udp(exchange(t, tmp_path, "lan", [out], wait=1.5)) == []
+        ipx(env, "xfrm policy setdefault fwd accept")
+        time.sleep(0.3)
+        assert len(udp(exchange(t, tmp_path, "lan", [out], wait=1.5))) == 1
+    finally:
+        rc, text, counters = stop_gateway(p, log)
+    assert rc == 0, text
+    assert counters.get("XgOutDefaultBlock") == 2, text
+    assert counters.get("XfrmInNoPols") == 3, text

@@ -73,6 +73,16 @@ SCENARIOS = {
         ST + " list", ST + " count",
         "cat /tmp/xg-acq.save > %s; rm -f /tmp/xg-acq.save" % ACQ,
     ],
+    # Default actions for packets no policy matches, and their event.
+    "default_actions": [
+        POL + " getdefault",
+        monitored(POL + " setdefault in block fwd block", 0.5),
+        POL + " getdefault",
+        POL + " setdefault out block",
+        POL + " getdefault",
+        POL + " setdefault in accept fwd accept out accept",
+        POL + " getdefault",
+    ],
     # Lifetimes: soft then hard EXPIRE by add time (the hard one deletes the
     # SA), a larval state timing out after xfrm_acq_expires.
     "expire_events": [
@@ -300,6 +310,9 @@ def test_kernel_reference_ran(kernel_results):
     assert len(mons) == 2
     assert mons[0].count("Expired") == 3 and "hard 1" in mons[0] and "hard 0" in mons[0]
     assert "spi 0x00009100" in mons[1] and "hard 1" in mons[1]
+    outs = [kernel_results[i][1] for i, (n, c) in enumerate(flat_commands())
+            if n == "default_actions"]
+    assert "block" not in outs[0] and "block" in outs[2] and "block" not in outs[-1], outs
     i = next(i for i, (n, c) in enumerate(flat_commands()) if n == "allocspi_larval" and
              c.startswith(ALLOC))
     assert "spi 0x00005000" in kernel_results[i][1]
