@@ -304,6 +304,10 @@ log_counters(void)
 				 (unsigned long)sum.c[k]);
 }
 
+/* Receivers' replay windows go to the model once a second only (they
+ * are up to 4096 bits each), not before every request. */
+static bool report_replay;
+
 static void
 report_one(void *arg, uint64_t uid, struct xg_sa_use *u)
 {
@@ -326,6 +330,10 @@ report_one(void *arg, uint64_t uid, struct xg_sa_use *u)
 	rt->rep_integrity = v;
 	if (!rt->inbound)
 		u->oseq = __atomic_load_n(&rt->esp.seq, __ATOMIC_RELAXED);
+	else if (report_replay && u->packets && rt->esp.replay.window) {
+		u->iseq = __atomic_load_n(&rt->esp.replay.top, __ATOMIC_RELAXED);
+		xg_replay_export(&rt->esp.replay, u->seen);
+	}
 	if (u->packets)
 		u->use_time = (uint64_t)time(NULL);
 }
@@ -365,8 +373,11 @@ second_tick(struct xg_server *srv)
 	struct xg_xfrm *x = xg_server_xfrm(srv);
 	unsigned int n;
 
-	if (nworkers)
+	if (nworkers) {
+		report_replay = true;
 		report_use(srv);
+		report_replay = false;
+	}
 	n = xg_xfrm_tick(x, (uint64_t)time(NULL));
 	if (n)
 		MAIN_LOG(INFO, "%u SA(s) reached a hard lifetime limit and were deleted", n);

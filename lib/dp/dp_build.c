@@ -244,6 +244,8 @@ make_rt(struct build *b, const struct xg_sa_view *v, bool inbound)
 	rc = alg_cfg(v, &c);
 	if (rc == 0)
 		rc = xg_esp_sa_init(&rt->esp, &c);
+	if (rc == 0 && inbound)
+		xg_replay_seed(&rt->esp.replay, v->iseq);
 	/* A port with inline IPsec takes the SA; the workers find it again
 	 * from the uid the port hands back with each decrypted packet. */
 	port = rc ? -1 : sa_port(b->dp->rt, &c);

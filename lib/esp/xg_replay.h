@@ -172,4 +172,38 @@ xg_replay_update(struct xg_replay *r, uint64_t seq)
 	return XG_REPLAY_OK;
 }
 
+/**
+ * Start a window at @p top with every number up to it counted as seen:
+ * an SA taken up again (NEWAE) accepts nothing it may have accepted
+ * before, at the cost of late packets from below @p top.
+ */
+static inline void
+xg_replay_seed(struct xg_replay *r, uint64_t top)
+{
+	uint32_t bit = (uint32_t)(top % XG_REPLAY_BUCKET_BITS);
+
+	r->top = top;
+	if (r->window == 0 || top == 0)
+		return;
+	memset(r->bmp, 0xff, sizeof(r->bmp[0]) * (r->mask + 1u));
+	r->bmp[(top / XG_REPLAY_BUCKET_BITS) & r->mask] =
+		bit == XG_REPLAY_BUCKET_BITS - 1 ? ~0ull : (2ull << bit) - 1;
+}
+
+/**
+ * What the window holds, newest first: bit i of @p seen (4096 bits) is
+ * set when top - i was received. For reports to the control plane; the
+ * caller may race with the receiving lcore (a report, not a decision).
+ */
+static inline void
+xg_replay_export(const struct xg_replay *r, uint32_t seen[128])
+{
+	uint32_t i;
+
+	memset(seen, 0, 128 * sizeof(uint32_t));
+	for (i = 0; i < r->window && i < r->top; i++)
+		if (xg_replay_bit(r, r->top - i))
+			seen[i / 32] |= 1u << (i % 32);
+}
+
 #endif /* XG_REPLAY_H */

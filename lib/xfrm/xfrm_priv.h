@@ -175,6 +175,8 @@ int xg_sa_get(struct xg_req *r);
 int xg_sa_flush(struct xg_req *r);
 int xg_sa_dump_start(struct xg_req *r);
 int xg_sa_allocspi(struct xg_req *r);
+int xg_ae_get(struct xg_req *r);
+int xg_ae_new(struct xg_req *r);
 int xg_sadinfo_get(struct xg_req *r);
 bool xg_sa_dump_match(const struct xg_xfrm_dump *d, const struct xg_sa *sa);
 size_t xg_sa_fill(const struct xg_sa *sa, struct xg_nlbuf *b, uint16_t type, uint16_t flags,

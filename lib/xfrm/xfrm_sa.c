@@ -17,7 +17,7 @@
 #include "xg_prefix.h"
 
 #define AE_RSEQTH 2                   /* sysctl xfrm_aevent_rseqth default */
-#define AE_ETIME_JIFFIES 10           /* xfrm_aevent_etime * HZ / 10, HZ = 100 */
+#define AE_ETIME_JIFFIES 100          /* xfrm_aevent_etime (10) * HZ / 10, HZ = 100 */
 #define SAD_HASHMAX (1u << 20)
 #define UDP_ENCAP_ESPINUDP 2
 
@@ -1234,4 +1234,127 @@ void
 xg_xfrm_set_acq_expires(struct xg_xfrm *x, uint32_t seconds)
 {
 	x->acq_expires = seconds;
+}
+
+#define KERNEL_HZ 100   /* the reference kernel's tick: ETIMER_THRESH is reported in 1/10 s */
+
+/* build_aevent(): replay state, current lifetime, the thresholds asked for. */
+static size_t
+aevent_fill(const struct xg_sa *sa, struct xg_nlbuf *b, uint32_t flags, uint32_t seq,
+	    uint32_t pid)
+{
+	struct xfrm_aevent_id id;
+	struct nlmsghdr *nlh;
+
+	nlh = xg_nl_put_hdr(b, XFRM_MSG_NEWAE, 0, seq, pid, sizeof(id));
+	if (nlh == NULL)
+		return 0;
+	memset(&id, 0, sizeof(id));
+	id.sa_id.daddr = sa->id.daddr;
+	id.sa_id.spi = sa->id.spi;
+	id.sa_id.family = sa->family;
+	id.sa_id.proto = sa->id.proto;
+	id.saddr = sa->saddr;
+	id.reqid = sa->reqid;
+	id.flags = flags;
+	memcpy(NLMSG_DATA(nlh), &id, sizeof(id));
+	if (sa->replay_esn)
+		xg_nl_put(b, XFRMA_REPLAY_ESN_VAL, sa->replay_esn, esn_len(sa->replay_esn));
+	else
+		xg_nl_put(b, XFRMA_REPLAY_VAL, &sa->replay, sizeof(sa->replay));
+	xg_nl_put(b, XFRMA_LTIME_VAL, &sa->curlft, sizeof(sa->curlft));
+	if (flags & XFRM_AE_RTHR)
+		xg_nl_put_u32(b, XFRMA_REPLAY_THRESH, sa->replay_maxdiff);
+	if (flags & XFRM_AE_ETHR)
+		xg_nl_put_u32(b, XFRMA_ETIMER_THRESH, sa->replay_maxage * 10 / KERNEL_HZ);
+	if (sa->mark.v || sa->mark.m)
+		xg_nl_put(b, XFRMA_MARK, &sa->mark, sizeof(sa->mark));
+	if (sa->if_id)
+		xg_nl_put_u32(b, XFRMA_IF_ID, sa->if_id);
+	xg_nl_end(b);
+	return b->overflow ? 0 : b->len;
+}
+
+static struct xg_sa *
+ae_lookup(struct xg_req *r)
+{
+	const struct xfrm_aevent_id *p = r->data;
+	struct xfrm_mark m;
+
+	xg_mark_get(r->tb, &m);
+	return sa_lookup(r->x, m.v & m.m, &p->sa_id.daddr, p->sa_id.spi, p->sa_id.proto,
+			 p->sa_id.family);
+}
+
+/* xfrm_get_ae(): answered with the request's own nlmsg_pid, as the kernel. */
+int
+xg_ae_get(struct xg_req *r)
+{
+	const struct xfrm_aevent_id *p = r->data;
+	uint8_t buf[XG_MSG_MAX];
+	struct xg_nlbuf b = { .buf = buf, .cap = sizeof(buf) };
+	struct xg_sa *sa = ae_lookup(r);
+	size_t len;
+
+	if (sa == NULL)
+		return -ESRCH;
+	len = aevent_fill(sa, &b, p->flags, r->nlh->nlmsg_seq, r->nlh->nlmsg_pid);
+	if (len == 0)
+		return -EMSGSIZE;
+	xg_reply(r, buf, len);
+	return 0;
+}
+
+/* xfrm_replay_verify_len(): a new ESN state must have the SA's shape. */
+static int
+replay_verify_len(const struct xfrm_replay_state_esn *have, const struct xg_nla *a)
+{
+	struct xfrm_replay_state_esn up;
+	size_t ulen;
+
+	if (have == NULL || a->data == NULL)
+		return 0;
+	xg_attr_copy(&up, sizeof(up), a);
+	ulen = esn_len(&up);
+	if (a->len < ulen || esn_len(have) != ulen || have->bmp_len != up.bmp_len)
+		return -EINVAL;
+	return up.replay_window > up.bmp_len * 32u ? -EINVAL : 0;
+}
+
+/* xfrm_new_ae(): replay state, current lifetime and thresholds of a valid
+ * SA (charon's HA plugin). The data plane takes the SA up afresh: its
+ * sender continues from the new oseq, its receiver treats everything up
+ * to the new seq as seen. */
+int
+xg_ae_new(struct xg_req *r)
+{
+	const struct xg_nla *tb = r->tb;
+	uint8_t buf[XG_MSG_MAX];
+	struct xg_nlbuf b = { .buf = buf, .cap = sizeof(buf) };
+	struct xg_sa *sa;
+	size_t len;
+	int err;
+
+	if (!tb[XFRMA_LTIME_VAL].data && !tb[XFRMA_REPLAY_VAL].data &&
+	    !tb[XFRMA_REPLAY_ESN_VAL].data && !tb[XFRMA_ETIMER_THRESH].data &&
+	    !tb[XFRMA_REPLAY_THRESH].data)
+		return -EINVAL;
+	if (!(r->nlh->nlmsg_flags & NLM_F_REPLACE))
+		return -EINVAL;
+	sa = ae_lookup(r);
+	if (sa == NULL)
+		return -ESRCH;
+	if (sa->larval)
+		return -EINVAL;
+	err = replay_verify_len(sa->replay_esn, &tb[XFRMA_REPLAY_ESN_VAL]);
+	if (err)
+		return err;
+	if (tb[XFRMA_REPLAY_ESN_VAL].data && sa->replay_esn)
+		memcpy(sa->replay_esn, tb[XFRMA_REPLAY_ESN_VAL].data, esn_len(sa->replay_esn));
+	update_ae_params(sa, tb);
+	sa->uid = ++r->x->sa_uid;   /* new data-plane object with the new state */
+	len = aevent_fill(sa, &b, XFRM_AE_CU, r->nlh->nlmsg_seq, r->nlh->nlmsg_pid);
+	if (len)
+		xg_notify(r->x, 1u << (XFRMNLGRP_AEVENTS - 1), buf, len);
+	return 0;
 }

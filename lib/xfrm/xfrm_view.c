@@ -3,6 +3,8 @@
  * Read-only views of the model for the data-plane compiler.
  */
 
+#include <string.h>
+
 #include "xfrm_priv.h"
 
 uint64_t
@@ -24,6 +26,8 @@ sa_view(const struct xg_sa *sa, struct xg_sa_view *v)
 	v->replay_window = sa->replay_esn ? sa->replay_esn->replay_window : sa->replay_window;
 	v->oseq = sa->replay_esn ? ((uint64_t)sa->replay_esn->oseq_hi << 32 | sa->replay_esn->oseq) :
 				   sa->replay.oseq;
+	v->iseq = sa->replay_esn ? ((uint64_t)sa->replay_esn->seq_hi << 32 | sa->replay_esn->seq) :
+				   sa->replay.seq;
 	v->add_time = sa->curlft.add_time;
 	v->bytes_left = sa->lft.hard_byte_limit == XFRM_INF ? XFRM_INF :
 			sa->lft.hard_byte_limit > sa->curlft.bytes ?
@@ -83,6 +87,38 @@ xg_xfrm_foreach(const struct xg_xfrm *x, void (*fn)(void *arg, const struct xg_s
 	}
 }
 
+static bool
+seen(const struct xg_sa_use *u, uint32_t i)
+{
+	return i < 4096 && (u->seen[i / 32] >> (i % 32)) & 1;
+}
+
+/* The receiver's state in the kernel's layout: legacy, bit i of the
+ * bitmap is seq - i; ESN, sequence number s is bit (s - 1) mod window of
+ * bmp (xfrm_replay_advance_esn()). */
+static void
+set_iseq(struct xg_sa *sa, const struct xg_sa_use *u)
+{
+	struct xfrm_replay_state_esn *e = sa->replay_esn;
+	uint32_t i, w;
+
+	if (e == NULL) {
+		sa->replay.seq = (uint32_t)u->iseq;
+		sa->replay.bitmap = u->seen[0];
+		return;
+	}
+	e->seq = (uint32_t)u->iseq;
+	e->seq_hi = (uint32_t)(u->iseq >> 32);
+	w = e->replay_window;
+	memset(e->bmp, 0, e->bmp_len * sizeof(uint32_t));
+	for (i = 0; w && i < w && i < u->iseq; i++)
+		if (seen(u, i)) {
+			uint32_t bit = ((uint32_t)(u->iseq - i) - 1) % w;
+
+			e->bmp[bit / 32] |= 1u << (bit % 32);
+		}
+}
+
 void
 xg_xfrm_report_use(struct xg_xfrm *x,
 		   void (*fn)(void *arg, uint64_t uid, struct xg_sa_use *use), void *arg)
@@ -107,6 +143,8 @@ xg_xfrm_report_use(struct xg_xfrm *x,
 		}
 		/* The sender's counter, so that GETSA shows it and a rebuilt
 		 * SA never sends a number (and GCM nonce) twice. */
+		if (u.iseq)
+			set_iseq(sa, &u);
 		if (u.oseq && sa->replay_esn) {
 			sa->replay_esn->oseq = (uint32_t)u.oseq;
 			sa->replay_esn->oseq_hi = (uint32_t)(u.oseq >> 32);

@@ -86,6 +86,7 @@ struct xg_sa_view {
 	uint32_t reqid;
 	uint32_t replay_window;         /**< legacy or ESN window */
 	uint64_t oseq;                  /**< last outbound sequence number */
+	uint64_t iseq;                  /**< last inbound sequence number (replay state) */
 	uint64_t add_time;
 	/** Hard byte and packet limits left (XFRM_INF: none), from the SA's
 	 *  limits less what was reported so far. */
@@ -104,6 +105,10 @@ struct xg_sa_use {
 	uint32_t replay, integrity_failed;
 	uint64_t oseq;                  /**< outbound: last sequence number sent */
 	uint64_t use_time;              /**< wall-clock second of the last packet, 0: none */
+	/** Inbound, when known (else 0): the highest sequence number received
+	 *  and which of the 4096 below it were: bit i of seen[] is iseq - i. */
+	uint64_t iseq;
+	uint32_t seen[128];
 };
 
 /** Read-only view of one policy. */

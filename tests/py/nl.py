@@ -23,6 +23,11 @@ XFRM_MSG_UPDPOLICY, XFRM_MSG_UPDSA = 0x19, 0x1a
 XFRM_MSG_FLUSHSA, XFRM_MSG_FLUSHPOLICY = 0x1c, 0x1d
 XFRM_MSG_GETSADINFO, XFRM_MSG_NEWSADINFO = 0x23, 0x22
 XFRM_MSG_GETSPDINFO, XFRM_MSG_NEWSPDINFO = 0x25, 0x24
+XFRM_MSG_ALLOCSPI, XFRM_MSG_NEWAE, XFRM_MSG_GETAE = 0x16, 0x1e, 0x1f
+XFRM_MSG_SETDEFAULT, XFRM_MSG_GETDEFAULT = 0x27, 0x28
+NLM_F_REPLACE = 0x100
+XFRMA_REPLAY_VAL, XFRMA_LTIME_VAL, XFRMA_REPLAY_THRESH, XFRMA_ETIMER_THRESH = 10, 9, 11, 12
+XFRMA_REPLAY_ESN_VAL = 23
 XFRMNLGRP_SA, XFRMNLGRP_POLICY = 3, 4
 
 XFRMA_ALG_AEAD = 18
@@ -60,12 +65,12 @@ def policy_id(sel, direction, index=0):
     return body + b"\0" * (POLICY_ID_LEN - len(body))
 
 
-def sa_info(src, dst, spi, family=socket.AF_INET, mode=1, reqid=0):
+def sa_info(src, dst, spi, family=socket.AF_INET, mode=1, reqid=0, flags=0):
     sel = b"\0" * SELECTOR.size
     xid = addr(dst) + struct.pack("!I", spi) + struct.pack("=B3x", 50)
     body = sel + xid + addr(src) + LFT_CFG.pack(INF, INF, INF, INF, 0, 0, 0, 0)
     body += LFT_CUR.pack(0, 0, 0, 0) + b"\0" * 12
-    body += struct.pack("=IIHBBB", 0, reqid, family, mode, 0, 0)
+    body += struct.pack("=IIHBBB", 0, reqid, family, mode, 0, flags)
     return body + b"\0" * (SA_INFO_LEN - len(body))
 
 

@@ -66,7 +66,25 @@ def strip_policy_pad(flags, payload):
 
 
 def mask_time(mtype, payload):
-    # curlft.add_time differs between runs: zero it in SA and policy bodies.
+    # curlft.add_time differs between runs: zero it in SA and policy bodies
+    # and in the XFRMA_LTIME_VAL of NEWAE (after the 48-byte aevent id).
+    if mtype == 0x1e:
+        # Also drop XFRMA_PAD: nla_put_64bit() pads on kernels without
+        # efficient unaligned access (user-mode-linux), not on x86-64, whose
+        # layout xfrmgw follows.
+        out, off = bytearray(payload[:48]), 48
+        while off + 4 <= len(payload):
+            ln, atype = struct.unpack_from("=HH", payload, off)
+            if ln < 4:
+                out += payload[off:]
+                break
+            a = bytearray(payload[off:off + ((ln + 3) & ~3)])
+            if atype == 9 and ln >= 4 + 32:
+                a[4 + 16:4 + 24] = bytes(8)
+            if not (atype == 27 and ln == 4):
+                out += a
+            off += (ln + 3) & ~3
+        return bytes(out)
     at = {0x10: 176, 0x1a: 176, 0x13: 136, 0x19: 136}.get(mtype)
     if at is None or len(payload) < at + 8:
         return payload
@@ -87,8 +105,8 @@ def answers(s, portid, wait):
             text = ext_msg(flags, payload) if mtype == 2 else None
             if mtype == 2:
                 payload = strip_policy_pad(flags, payload)
-            body = mask_time(mtype, payload).hex()
-            out.append([mtype, flags, seq, pid == portid, err, text, len(payload), body])
+            body = mask_time(mtype, payload)
+            out.append([mtype, flags, seq, pid == portid, err, text, len(body), body.hex()])
             off += (ln + 3) & ~3
         wait = 0.05
     return out

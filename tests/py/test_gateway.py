@@ -390,3 +390,73 @@ def test_default_actions(topo, tmp_path):
     assert rc == 0, text
     assert counters.get("XgOutDefaultBlock") == 2, text
     assert counters.get("XfrmInNoPols") == 3, text
+
+
+def netlink(env, tmp_path, msgs):
+    """Send raw XFRM messages through the preload library; their answers."""
+    import json
+    inp, out = str(tmp_path / "nl.in"), str(tmp_path / "nl.out")
+    with open(inp, "w") as f:
+        json.dump([[m.hex() for m in msgs]], f)
+    subprocess.run([sys.executable, os.path.join(HERE, "rawprobe.py"), inp, out], env=env,
+                   check=True, timeout=60)
+    with open(out) as f:
+        return json.load(f)[0]
+
+
+def test_replay_state_and_newae(topo, tmp_path):
+    """The receiver's window reaches GETSA (seq and bitmap as Linux shows
+    them); NEWAE (charon's HA sync) moves the sender's counter and the
+    receiver's window in the data plane."""
+    import struct
+    import nl
+    t = topo
+    p, log, env = start_gateway(tmp_path, t)
+    try:
+        ipx(env, "xfrm state add src %s dst %s proto esp spi 0x100 reqid 1 mode tunnel "
+            "aead 'rfc4106(gcm(aes))' %s 128" % (GW_WAN, PEER, KEY))
+        ipx(env, "xfrm state add src %s dst %s proto esp spi 0x200 reqid 2 mode tunnel "
+            "replay-window 32 aead 'rfc4106(gcm(aes))' %s 128" % (PEER, GW_WAN, KEY))
+        ipx(env, "xfrm policy add src 10.1.0.0/16 dst 10.2.0.0/16 dir out "
+            "tmpl src %s dst %s proto esp reqid 1 mode tunnel" % (GW_WAN, PEER))
+        ipx(env, "xfrm policy add src 10.2.0.0/16 dst 10.1.0.0/16 dir fwd "
+            "tmpl src %s dst %s proto esp reqid 2 mode tunnel" % (PEER, GW_WAN))
+        time.sleep(0.3)
+        gw_lan_mac, gw_wan_mac = mac(None, t["lan_g"]), mac(None, t["wan_g"])
+        lan_mac, wan_mac = mac(t["lan_ns"], t["lan_t"]), mac(t["wan_ns"], t["wan_t"])
+        sa_in = SecurityAssociation(ESP, spi=0x200, crypt_algo="AES-GCM", crypt_key=KEY_B,
+                                    tunnel_header=IP(src=PEER, dst=GW_WAN))
+
+        def inbound(seqs):
+            frames = [Ether(src=wan_mac, dst=gw_wan_mac) /
+                      sa_in.encrypt(IP(src="10.2.0.5", dst=LANHOST) / UDP(sport=7, dport=s),
+                                    seq_num=s) for s in seqs]
+            return sorted(f[UDP].dport for f in exchange(t, tmp_path, "wan", frames, wait=1.5)
+                          if f.haslayer(UDP) and f[IP].dst == LANHOST)
+
+        assert inbound([1, 2, 4, 5]) == [1, 2, 4, 5]
+        time.sleep(1.5)   # the once-a-second report
+        out = ipx(env, "xfrm state get src %s dst %s proto esp spi 0x200" % (PEER, GW_WAN))
+        assert "seq 0x5, oseq 0x0, bitmap 0x0000001b" in out, out
+
+        # NEWAE: receiver at 100, sender at 1000.
+        def newae(spi, src, dst, replay):
+            aid = nl.addr(dst) + struct.pack("!I", spi) + struct.pack("=HB", 2, 50) + b"\0" + \
+                nl.addr(src) + struct.pack("=II", 0, 0)
+            return nl.msg(nl.XFRM_MSG_NEWAE, aid + nl.attr(nl.XFRMA_REPLAY_VAL, replay),
+                          nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_REPLACE)
+        answers = netlink(env, tmp_path, [
+            newae(0x200, PEER, GW_WAN, struct.pack("=III", 0, 100, 0)),
+            newae(0x100, GW_WAN, PEER, struct.pack("=III", 1000, 0, 0))])
+        assert [a[0][4] for a in answers] == [0, 0], answers
+        time.sleep(0.3)
+        # 60 is left of the window, 90 inside but counted as seen, 101 new.
+        assert inbound([60, 90, 101]) == [101]
+        got = [f for f in exchange(t, tmp_path, "lan", [
+            Ether(src=lan_mac, dst=gw_lan_mac) / IP(src=LANHOST, dst="10.2.0.5") / ICMP()])
+            if f.haslayer(ESP)]
+        assert [f[ESP].seq for f in got] == [1001]
+    finally:
+        rc, text, counters = stop_gateway(p, log)
+    assert rc == 0, text
+    assert counters.get("XfrmInStateSeqError") == 2, text

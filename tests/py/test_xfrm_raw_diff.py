@@ -41,6 +41,15 @@ def sa_id(spi, proto=50):
     return nl.addr("10.0.0.2") + struct.pack("!I", spi) + struct.pack("=HB", 2, proto) + b"\0"
 
 
+def ae_id(spi, flags=0, reqid=0):
+    return sa_id(spi) + nl.addr("10.0.0.1") + struct.pack("=II", flags, reqid)
+
+
+REPLAY = struct.pack("=III", 7, 0x30, 0xff)                  # oseq, seq, bitmap
+LTIME = struct.pack("=QQQQ", 1000, 10, 1700000000, 1700000100)
+ESN = struct.pack("=6I", 1, 5, 0, 9, 0, 32) + b"\x1f\0\0\0"
+
+
 def bad_len(data, ln):
     return struct.pack("=I", ln) + data[4:]
 
@@ -68,6 +77,32 @@ CASES = {
         m(nl.XFRM_MSG_DELSA, sa_id(0x100)),
         m(nl.XFRM_MSG_GETSA, sa_id(0x100), nl.NLM_F_REQUEST),
         m(nl.XFRM_MSG_GETSA, sa_id(0x100, proto=0), nl.NLM_F_REQUEST),
+    ],
+    # GETAE/NEWAE (charon's HA plugin): replay state, current lifetime,
+    # thresholds; NEWAE needs an attribute and NLM_F_REPLACE.
+    "aevents": [
+        m(nl.XFRM_MSG_NEWSA, sa(0x900)),
+        m(nl.XFRM_MSG_GETAE, ae_id(0x900, flags=1 | 8), nl.NLM_F_REQUEST),
+        m(nl.XFRM_MSG_GETAE, ae_id(0x901), nl.NLM_F_REQUEST),
+        m(nl.XFRM_MSG_NEWAE, ae_id(0x900), ACK | nl.NLM_F_REPLACE),
+        m(nl.XFRM_MSG_NEWAE, ae_id(0x900) + nl.attr(nl.XFRMA_REPLAY_VAL, REPLAY)),
+        m(nl.XFRM_MSG_NEWAE, ae_id(0x901) + nl.attr(nl.XFRMA_REPLAY_VAL, REPLAY),
+          ACK | nl.NLM_F_REPLACE),
+        m(nl.XFRM_MSG_NEWAE, ae_id(0x900) + nl.attr(nl.XFRMA_REPLAY_VAL, REPLAY) +
+          nl.attr(nl.XFRMA_LTIME_VAL, LTIME) + nl.attr(nl.XFRMA_REPLAY_THRESH, b"\x09\0\0\0") +
+          nl.attr(nl.XFRMA_ETIMER_THRESH, b"\x05\0\0\0"), ACK | nl.NLM_F_REPLACE),
+        m(nl.XFRM_MSG_GETAE, ae_id(0x900, flags=1 | 8), nl.NLM_F_REQUEST, seq=9),
+        m(nl.XFRM_MSG_GETSA, sa_id(0x900), nl.NLM_F_REQUEST),
+        m(nl.XFRM_MSG_NEWSA, nl.sa_info("10.0.0.1", "10.0.0.2", 0x902, flags=128) +
+          nl.aead_gcm() + nl.attr(nl.XFRMA_REPLAY_ESN_VAL, ESN)),   # XFRM_STATE_ESN
+        m(nl.XFRM_MSG_NEWAE, ae_id(0x902) + nl.attr(nl.XFRMA_REPLAY_ESN_VAL,
+                                                     struct.pack("=6I", 2, 6, 0, 11, 1, 32) +
+                                                     b"\x3f\0\0\0"), ACK | nl.NLM_F_REPLACE),
+        m(nl.XFRM_MSG_NEWAE, ae_id(0x902) + nl.attr(nl.XFRMA_REPLAY_ESN_VAL,
+                                                     struct.pack("=6I", 2, 1, 0, 0, 0, 32)),
+          ACK | nl.NLM_F_REPLACE),                                 # bitmap longer than SA's
+        m(nl.XFRM_MSG_GETAE, ae_id(0x902), nl.NLM_F_REQUEST),
+        m(nl.XFRM_MSG_FLUSHSA, b"\0"),
     ],
     "framing": [
         b"\x01\x02\x03",                                          # shorter than a header

@@ -199,6 +199,36 @@ test_esn_zero(void)
 	CHECK(xg_replay_check(&r, 0xfffffff0u, &seq) == XG_REPLAY_OK && seq == 0xfffffff0ull);
 }
 
+/* An SA taken up again (NEWAE) at a known top; what a window exports. */
+static void
+test_seed_export(void)
+{
+	struct xg_replay r;
+	uint32_t seen[128];
+	uint64_t s;
+
+	xg_replay_init(&r, 64, false);
+	xg_replay_seed(&r, 100);
+	CHECK(xg_replay_check(&r, 100, &s) == XG_REPLAY_SEEN);
+	CHECK(xg_replay_check(&r, 37, &s) == XG_REPLAY_SEEN);
+	CHECK(xg_replay_check(&r, 36, &s) == XG_REPLAY_TOO_OLD);
+	CHECK(xg_replay_check(&r, 101, &s) == XG_REPLAY_OK);
+	CHECK(xg_replay_update(&r, 105) == XG_REPLAY_OK);
+	CHECK(xg_replay_check(&r, 103, &s) == XG_REPLAY_OK);   /* above the old top: never seen */
+	CHECK(xg_replay_check(&r, 100, &s) == XG_REPLAY_SEEN);
+	xg_replay_init(&r, 128, true);
+	xg_replay_seed(&r, 0x100000040ull);   /* ESN: the high half carries on */
+	CHECK(xg_replay_check(&r, 0x41, &s) == XG_REPLAY_OK && s == 0x100000041ull);
+	CHECK(xg_replay_check(&r, 0x20, &s) == XG_REPLAY_SEEN && s == 0x100000020ull);
+
+	xg_replay_init(&r, 32, false);
+	for (s = 1; s <= 5; s++)
+		if (s != 3)
+			CHECK(xg_replay_update(&r, s) == XG_REPLAY_OK);
+	xg_replay_export(&r, seen);
+	CHECK(seen[0] == 0x1b && seen[1] == 0);   /* 5, 4, 2, 1: bits 0, 1, 3, 4 */
+}
+
 int
 main(void)
 {
@@ -215,5 +245,6 @@ main(void)
 	}
 	test_window_zero();
 	test_esn_zero();
+	test_seed_export();
 	return CHECK_REPORT();
 }
