@@ -419,7 +419,7 @@ key_of(const struct rte_mbuf *m, struct xg_spd_key4 *k4, struct xg_spd_key6 *k6,
 	return xg_spd_key_v6(ip, len, k6);
 }
 
-static const struct xg_pol_rt *
+static struct xg_pol_rt *
 lookup(struct ctx *c, uint8_t family, enum xg_spd_dir dir, const void *key)
 {
 	uint32_t id;
@@ -483,11 +483,52 @@ offload_out(struct ctx *c, struct rte_mbuf *m, struct xg_sa_rt *sa)
 	send_to(c, m, tunnel ? (uint8_t)sa->family : family_of(m), tunnel ? sa->daddr : dst_of(m));
 }
 
+/* No SA for an out policy's template: ask the control thread for an
+ * ACQUIRE, at most once a second per policy (it keeps one negotiation per
+ * template in progress, as the kernel's larval states do). */
+static void
+ask_for_sa(struct ctx *c, struct xg_pol_rt *p, uint8_t family, const void *key)
+{
+	uint64_t now = rte_get_timer_cycles(), last = __atomic_load_n(&p->acq_tsc,
+								       __ATOMIC_RELAXED);
+	struct xg_acq_req r;
+
+	if (last && now - last < rte_get_timer_hz())
+		return;
+	if (!__atomic_compare_exchange_n(&p->acq_tsc, &last, now, false, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED))
+		return;   /* another worker asked just now */
+	memset(&r, 0, sizeof(r));
+	r.index = p->index;
+	r.family = family;
+	r.tmpl_family = (uint8_t)p->tmpl.family;
+	memcpy(r.tmpl_daddr, &p->tmpl.id.daddr, 16);
+	if (family == AF_INET) {
+		const struct xg_spd_key4 *k = key;
+
+		r.proto = k->proto;
+		r.sport = k->sport;
+		r.dport = k->dport;
+		memcpy(r.saddr, &k->saddr, 4);
+		memcpy(r.daddr, &k->daddr, 4);
+	} else {
+		const struct xg_spd_key6 *k = key;
+
+		r.proto = k->proto;
+		r.sport = k->sport;
+		r.dport = k->dport;
+		memcpy(r.saddr, k->saddr, 16);
+		memcpy(r.daddr, k->daddr, 16);
+	}
+	if (rte_ring_sp_enqueue_elem(c->w->acquire, &r, sizeof(r)))
+		count(c, XG_STAT_ACQUIRE_ERROR);
+}
+
 /* Outbound policy (RFC 4301 5.1): bypass, discard or protect, then send. */
 static void
 outbound(struct ctx *c, struct rte_mbuf *m, uint8_t family, const void *key)
 {
-	const struct xg_pol_rt *p = lookup(c, family, XG_SPD_OUT, key);
+	struct xg_pol_rt *p = lookup(c, family, XG_SPD_OUT, key);
 	uint8_t why;
 
 	if (p == NULL && c->dp->default_block[XFRM_POLICY_OUT]) {
@@ -508,10 +549,12 @@ outbound(struct ctx *c, struct rte_mbuf *m, uint8_t family, const void *key)
 	}
 	if (p->sa == NULL) {
 		/* "level use": protect if an SA exists, else send in the clear. */
-		if (p->tmpl.optional)
+		if (p->tmpl.optional) {
 			send_ip(c, m);
-		else
-			drop(c, m, XG_STAT_OUT_NO_STATES);
+			return;
+		}
+		ask_for_sa(c, p, family, key);
+		drop(c, m, XG_STAT_OUT_NO_STATES);
 		return;
 	}
 	if (unlikely(sa_spent(p->sa))) {

@@ -209,7 +209,11 @@ start_workers(void)
 		snprintf(name, sizeof(name), "xg_learn%u", i);
 		workers[i].learn = rte_ring_create_elem(name, sizeof(struct xg_neigh_seen), 1024,
 							SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-		if (workers[i].learn == NULL)
+		snprintf(name, sizeof(name), "xg_acq%u", i);
+		workers[i].acquire = rte_ring_create_elem(name, sizeof(struct xg_acq_req), 256,
+							  SOCKET_ID_ANY,
+							  RING_F_SP_ENQ | RING_F_SC_DEQ);
+		if (workers[i].learn == NULL || workers[i].acquire == NULL)
 			return -ENOMEM;
 		workers[i].tid = i;
 		workers[i].txq = (uint16_t)i;
@@ -383,6 +387,46 @@ second_tick(struct xg_server *srv)
 		MAIN_LOG(INFO, "%u SA(s) reached a hard lifetime limit and were deleted", n);
 }
 
+/* Outbound packets without an SA: ACQUIRE as xfrm_state_find() does. The
+ * source towards a tunnel's far end is the address of the port the route
+ * to it leaves by. */
+static void
+acquire_sas(struct xg_server *srv)
+{
+	const struct xg_dp *dp = xg_shared.dp;
+	struct xg_acq_req req[32];
+	unsigned int i, n, k;
+
+	for (i = 0; i < nworkers; i++) {
+		n = rte_ring_sc_dequeue_burst_elem(workers[i].acquire, req, sizeof(req[0]),
+						   RTE_DIM(req), NULL);
+		for (k = 0; k < n; k++) {
+			const struct xg_acq_req *r = &req[k];
+			const struct xg_cfg_prefix *own = NULL;
+			const struct xg_dp_nh *nh;
+			xfrm_address_t local;
+			struct xg_flow f;
+
+			memset(&f, 0, sizeof(f));
+			memset(&local, 0, sizeof(local));
+			f.family = r->family;
+			f.proto = r->proto;
+			f.sport = r->sport;
+			f.dport = r->dport;
+			memcpy(&f.saddr, r->saddr, sizeof(f.saddr));
+			memcpy(&f.daddr, r->daddr, sizeof(f.daddr));
+			nh = dp ? xg_dp_route(dp->rt, r->tmpl_family, r->tmpl_daddr) : NULL;
+			if (nh)
+				own = xg_dp_port_addr(dp->rt, nh->port, r->tmpl_family);
+			if (own && own->family == AF_INET)
+				memcpy(&local, &own->v4, 4);
+			else if (own)
+				memcpy(&local, own->v6.s6_addr, 16);
+			xg_xfrm_acquire(xg_server_xfrm(srv), r->index, &f, &local);
+		}
+	}
+}
+
 static int
 control_loop(struct xg_server *srv, const struct options *o)
 {
@@ -404,8 +448,10 @@ control_loop(struct xg_server *srv, const struct options *o)
 			publish(srv);
 		if (nretired)
 			reclaim(false);
-		if (nworkers)
+		if (nworkers) {
 			learn_neighbours();
+			acquire_sas(srv);
+		}
 		if (deadline && rte_get_timer_cycles() >= deadline)
 			break;
 	}

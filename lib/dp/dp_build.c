@@ -107,6 +107,7 @@ collect_pol(void *arg, const struct xg_pol_view *v)
 	memset(p, 0, sizeof(*p));
 	p->action = v->action;
 	p->dir = v->dir;
+	p->index = v->index;
 	p->ntmpl = v->ntmpl;
 	if (v->ntmpl)
 		p->tmpl = v->tmpl[0];

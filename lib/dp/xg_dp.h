@@ -59,6 +59,8 @@ struct xg_pol_rt {
 	uint8_t action;               /**< XFRM_POLICY_ALLOW / _BLOCK */
 	uint8_t dir;
 	uint8_t ntmpl;
+	uint32_t index;               /**< the model's policy index */
+	uint64_t acq_tsc;             /**< out, no SA: when a worker last asked for one */
 	struct xfrm_user_tmpl tmpl;   /**< the first template (bundles: later) */
 	struct xg_sa_rt *sa;          /**< out: the SA the template selects, or NULL */
 };
@@ -118,6 +120,18 @@ struct xg_dp {
 	struct rte_hash *sad_in;      /**< (spi, daddr, family) -> struct xg_sa_rt * */
 	bool default_block[3];        /**< XFRM_POLICY_IN/OUT/FWD without a policy: block */
 	struct xg_sa_rt **by_uid;     /**< sas sorted by uid, for xg_dp_sa_by_uid() */
+};
+
+/** An outbound packet that found no SA: a worker's request for an
+ *  ACQUIRE, for the control thread (addresses and ports network order). */
+struct xg_acq_req {
+	uint32_t index;               /**< policy */
+	uint8_t family, proto;
+	uint16_t sport, dport;
+	uint8_t tmpl_family;
+	uint8_t pad[3];
+	uint8_t saddr[16], daddr[16];
+	uint8_t tmpl_daddr[16];
 };
 
 /** Key of the inbound SA hash. */

@@ -33,6 +33,12 @@ byidx(struct xg_xfrm *x, uint32_t index)
 	return NULL;
 }
 
+struct xg_policy *
+xg_pol_byidx(struct xg_xfrm *x, uint32_t index)
+{
+	return byidx(x, index);
+}
+
 /* xfrm_gen_index(): the low 3 bits carry the direction; a requested index
  * is honoured if free, else the generator continues. */
 static uint32_t
@@ -306,8 +312,8 @@ insert(struct xg_xfrm *x, struct xg_policy *pol, bool excl)
 	return 0;
 }
 
-static void
-put_attrs(const struct xg_policy *p, struct xg_nlbuf *b)
+void
+xg_pol_put_attrs(const struct xg_policy *p, struct xg_nlbuf *b)
 {
 	struct xfrm_userpolicy_type upt;
 
@@ -322,8 +328,8 @@ put_attrs(const struct xg_policy *p, struct xg_nlbuf *b)
 		xg_nl_put_u32(b, XFRMA_IF_ID, p->if_id);
 }
 
-static void
-to_user(const struct xg_policy *p, struct xfrm_userpolicy_info *u)
+void
+xg_pol_to_user(const struct xg_policy *p, struct xfrm_userpolicy_info *u)
 {
 	memset(u, 0, sizeof(*u));
 	u->sel = p->sel;
@@ -357,16 +363,16 @@ xg_pol_fill(const struct xg_policy *p, struct xg_nlbuf *b, uint16_t type, uint16
 		if (nlh == NULL)
 			return 0;
 		memcpy(NLMSG_DATA(nlh), &id, sizeof(id));
-		to_user(p, &u);
+		xg_pol_to_user(p, &u);
 		xg_nl_put(b, XFRMA_POLICY, &u, sizeof(u));
 	} else {
 		nlh = xg_nl_put_hdr(b, type, flags, seq, pid, sizeof(u));
 		if (nlh == NULL)
 			return 0;
-		to_user(p, &u);
+		xg_pol_to_user(p, &u);
 		memcpy(NLMSG_DATA(nlh), &u, sizeof(u));
 	}
-	put_attrs(p, b);
+	xg_pol_put_attrs(p, b);
 	xg_nl_end(b);
 	return b->overflow ? 0 : b->len;
 }

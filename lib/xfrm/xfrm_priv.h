@@ -115,6 +115,7 @@ struct xg_xfrm {
 	struct xfrmu_spdhthresh hthresh4, hthresh6;
 	uint32_t acq_expires;      /* net.core.xfrm_acq_expires: larval state lifetime */
 	uint8_t policy_default[3]; /* in/out/fwd without a matching policy: XFRM_USERPOLICY_* */
+	uint32_t acqseq;           /* xfrm_get_acqseq(): last ACQUIRE sequence number */
 };
 
 enum xg_dump_kind { XG_DUMP_SA, XG_DUMP_POLICY };
@@ -182,6 +183,10 @@ bool xg_sa_dump_match(const struct xg_xfrm_dump *d, const struct xg_sa *sa);
 size_t xg_sa_fill(const struct xg_sa *sa, struct xg_nlbuf *b, uint16_t type, uint16_t flags,
 		  uint32_t seq, uint32_t pid);
 void xg_sa_free(struct xg_sa *sa);
+/* Put a new SA in the tables (uid given) and a larval one's lifetime. */
+void xg_sa_link(struct xg_xfrm *x, struct xg_sa *sa);
+void xg_sa_larval_lft(struct xg_xfrm *x, struct xg_sa *sa);
+bool xg_selector_match(const struct xfrm_selector *sel, const struct xg_flow *f);
 
 int xg_pol_new(struct xg_req *r);
 int xg_pol_get(struct xg_req *r);
@@ -191,6 +196,9 @@ int xg_spdinfo_get(struct xg_req *r);
 int xg_spdinfo_set(struct xg_req *r);
 int xg_default_set(struct xg_req *r);
 int xg_default_get(struct xg_req *r);
+struct xg_policy *xg_pol_byidx(struct xg_xfrm *x, uint32_t index);
+void xg_pol_to_user(const struct xg_policy *p, struct xfrm_userpolicy_info *u);
+void xg_pol_put_attrs(const struct xg_policy *p, struct xg_nlbuf *b);
 size_t xg_pol_fill(const struct xg_policy *p, struct xg_nlbuf *b, uint16_t type,
 		   uint16_t flags, uint32_t seq, uint32_t pid);
 

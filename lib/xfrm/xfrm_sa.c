@@ -651,13 +651,26 @@ find_acq(struct xg_xfrm *x, const struct xfrm_mark *m, uint16_t family, uint8_t 
 	sa->reqid = reqid;
 	sa->if_id = if_id;
 	sa->mark = *m;
+	xg_sa_larval_lft(x, sa);
+	sa_link(x, sa);
+	return sa;
+}
+
+/* xfrm_state_alloc() limits, then net.core.xfrm_acq_expires. */
+void
+xg_sa_larval_lft(struct xg_xfrm *x, struct xg_sa *sa)
+{
 	sa->lft.soft_byte_limit = sa->lft.hard_byte_limit = XFRM_INF;
 	sa->lft.soft_packet_limit = sa->lft.hard_packet_limit = XFRM_INF;
 	sa->lft.hard_add_expires_seconds = x->ops.acq_expires ? x->ops.acq_expires(x->ops.ctx) :
 								x->acq_expires;
 	sa->curlft.add_time = (uint64_t)time(NULL);
+}
+
+void
+xg_sa_link(struct xg_xfrm *x, struct xg_sa *sa)
+{
 	sa_link(x, sa);
-	return sa;
 }
 
 /* __xfrm_find_acq_byseq(). */

@@ -139,6 +139,18 @@ on_multicast(void *ctx, uint32_t group, const void *msg, size_t len)
 	}
 }
 
+static bool
+on_listening(void *ctx, uint32_t group)
+{
+	struct xg_server *s = ctx;
+	struct client *c;
+
+	for (c = s->clients; c; c = c->next)
+		if ((c->groups & group) && !c->dead)
+			return true;
+	return false;
+}
+
 static void
 on_dump_start(void *opaque, struct xg_xfrm_dump *d)
 {
@@ -491,6 +503,7 @@ xg_server_create(const char *path)
 		.multicast = on_multicast,
 		.dump_start = on_dump_start,
 		.acq_expires = host_acq_expires,
+		.listening = on_listening,
 	};
 	int err;
 

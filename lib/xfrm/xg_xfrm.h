@@ -41,6 +41,10 @@ struct xg_xfrm_ops {
 	 *  host's net.core.xfrm_acq_expires), read when one is made; without
 	 *  it, the value of xg_xfrm_set_acq_expires(). */
 	uint32_t (*acq_expires)(void *ctx);
+	/** Optional: does anyone listen on group mask @p group? Without it,
+	 *  nobody does (ACQUIRE is sent only to listeners, as the kernel's
+	 *  km_is_alive() check). */
+	bool (*listening)(void *ctx, uint32_t group);
 	void *ctx;
 };
 
@@ -162,6 +166,30 @@ void xg_xfrm_set_acq_expires(struct xg_xfrm *x, uint32_t seconds);
 /** Does a packet of direction @p dir (XFRM_POLICY_IN/OUT/FWD) that no
  *  policy matches get blocked (SETDEFAULT)? The default is accept. */
 bool xg_xfrm_default_block(const struct xg_xfrm *x, uint8_t dir);
+
+/** An outbound packet that found no SA; addresses and ports in network
+ *  order, as in struct xfrm_selector (ICMP: type and code as ports). */
+struct xg_flow {
+	uint16_t family;
+	uint8_t proto;
+	uint16_t sport, dport;
+	xfrm_address_t saddr, daddr;
+};
+
+/**
+ * xfrm_state_find() for an outbound packet of @p flow that out policy
+ * @p index sent to its first template and the data plane found no SA for.
+ * Unless a state for the template exists (valid, or larval: an acquire in
+ * progress) or nobody listens on XFRMNLGRP_ACQUIRE, make a larval state
+ * with the flow as selector and a new acquire sequence number (it lives
+ * net.core.xfrm_acq_expires seconds) and send XFRM_MSG_ACQUIRE.
+ * @param local  the gateway's address towards the template's destination,
+ *               used when the template names no source
+ * @return 0 when an ACQUIRE was sent; -EAGAIN in progress, -EEXIST a
+ *         state exists, -ESRCH no listener or no such policy.
+ */
+int xg_xfrm_acquire(struct xg_xfrm *x, uint32_t index, const struct xg_flow *flow,
+		    const xfrm_address_t *local);
 
 /** Object counts, for logs and tests. */
 void xg_xfrm_counts(const struct xg_xfrm *x, uint32_t *nsa, uint32_t *npol);

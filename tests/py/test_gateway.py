@@ -460,3 +460,84 @@ def test_replay_state_and_newae(topo, tmp_path):
         rc, text, counters = stop_gateway(p, log)
     assert rc == 0, text
     assert counters.get("XfrmInStateSeqError") == 2, text
+
+
+UML_ACQUIRE = [
+    # The larval state's lifetime is the host's xfrm_acq_expires for xfrmgw.
+    "echo ACQ > /proc/sys/net/core/xfrm_acq_expires; "
+    "modprobe dummy; ip link add d0 type dummy && ip link set d0 up && "
+    "ip addr add %s/16 dev d0 && ip addr add %s/24 dev d0 && ip route add 10.2.0.0/16 dev d0"
+    % (LANHOST, GW_WAN),
+    "ip xfrm policy add src 10.1.0.0/16 dst 10.2.0.0/16 dir out "
+    "tmpl src %s dst %s proto esp reqid 5 mode tunnel" % (GW_WAN, PEER),
+    "ip xfrm monitor acquire > /tmp/xg-acq.$$ & M=$!; sleep 0.5; /usr/bin/python3 -c \""
+    "import socket; s = socket.socket(2, 2); s.bind(('%s', 5000))\n"
+    "for i in range(3):\n try: s.sendto(b'x', ('10.2.0.5', 6000))\n except OSError: pass\"; "
+    "sleep 1; kill $M; cat /tmp/xg-acq.$$; rm -f /tmp/xg-acq.$$" % LANHOST,
+    "ip -s xfrm state list",
+]
+
+
+def acquire_text(text):
+    """What may differ from the kernel: timestamps, and the interface a
+    local socket's flow names (the gateway's ports are not netdevs)."""
+    return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "<time>", text).replace(" dev d0 ", " ")
+
+
+def test_acquire(topo, tmp_path):
+    """An out policy without SA: packets are dropped (XfrmOutNoStates); with
+    a key manager listening, one ACQUIRE per template goes out and a larval
+    state holds its place, both as Linux 6.1 shows them for the same flow;
+    the answer (ALLOCSPI by the acquire's seq, then UPDSA) lets traffic
+    through."""
+    import uml
+    with open("/proc/sys/net/core/xfrm_acq_expires") as f:
+        acq = f.read().strip()
+    kernel = uml.run([UML_ACQUIRE[0].replace("ACQ", acq)] + UML_ACQUIRE[1:])
+    assert kernel[0][0] == 0 and "acquire proto esp" in kernel[2][1], kernel
+    t = topo
+    p, log, env = start_gateway(tmp_path, t)
+    mon = None
+    try:
+        gw_lan_mac, lan_mac = mac(None, t["lan_g"]), mac(t["lan_ns"], t["lan_t"])
+        ipx(env, "xfrm policy add src 10.1.0.0/16 dst 10.2.0.0/16 dir out "
+            "tmpl src %s dst %s proto esp reqid 5 mode tunnel" % (GW_WAN, PEER))
+        time.sleep(0.3)
+        ping = [Ether(src=lan_mac, dst=gw_lan_mac) / IP(src=LANHOST, dst="10.2.0.5") /
+                UDP(sport=5000, dport=6000) / b"x" for i in range(3)]
+        # Nobody listens: no larval state (the kernel's km_is_alive()).
+        assert not [f for f in exchange(t, tmp_path, "lan", ping[:1], wait=1.5)
+                    if f.haslayer(ESP)]
+        assert "SAD count 0" in ipx(env, "xfrm state count")
+
+        mon_out = open(tmp_path / "monitor.txt", "w+")
+        mon = subprocess.Popen(["ip", "xfrm", "monitor", "acquire"], env=env, stdout=mon_out,
+                               stderr=subprocess.STDOUT)
+        time.sleep(1.2)   # past the workers' once-a-second limit per policy
+        assert not [f for f in exchange(t, tmp_path, "lan", ping, wait=1.5) if f.haslayer(ESP)]
+        time.sleep(1.2)
+        text = open(tmp_path / "monitor.txt").read()
+        assert acquire_text(text) == acquire_text(kernel[2][1].split("loss")[-1]), text
+        larval = ipx(env, "-s xfrm state list")
+        assert acquire_text(larval) == acquire_text(kernel[3][1]), larval
+        seq = int(re.search(r"seq (0x[0-9a-f]+)", larval).group(1), 16)
+        assert seq != 0, larval
+
+        # The key manager's answer.
+        out = ipx(env, "xfrm state allocspi src %s dst %s proto esp mode tunnel reqid 5 seq %d "
+                  "min 0x4242 max 0x4242" % (GW_WAN, PEER, seq))
+        assert "spi 0x00004242" in out, out
+        ipx(env, "xfrm state update src %s dst %s proto esp spi 0x4242 reqid 5 mode tunnel "
+            "aead 'rfc4106(gcm(aes))' %s 128" % (GW_WAN, PEER, KEY))
+        assert "SAD count 1" in ipx(env, "xfrm state count")
+        time.sleep(1.0)   # the tables are rebuilt with the SA
+        got = [f for f in exchange(t, tmp_path, "lan", ping, wait=1.5) if f.haslayer(ESP)]
+        assert [f[ESP].spi for f in got] == [0x4242] * 3
+    finally:
+        if mon:
+            mon.terminate()
+            mon.wait()
+        rc, text, counters = stop_gateway(p, log)
+    assert rc == 0, text
+    assert counters.get("XfrmOutNoStates") == 4, text
+    assert counters.get("XgOutEncrypted") == 3, text

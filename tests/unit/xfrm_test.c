@@ -248,6 +248,79 @@ test_allocspi(struct xg_xfrm *x)
 	CHECK(r->lft.hard_add_expires_seconds == 0);   /* the real SA now */
 }
 
+static bool listening;
+
+static bool
+on_listening(void *ctx, uint32_t group)
+{
+	(void)ctx;
+	return listening && group == 1u << (XFRMNLGRP_ACQUIRE - 1);
+}
+
+/* ACQUIRE: one per template while a larval state stands; none without a
+ * listener; the message carries the flow, the policy and its template. */
+static void
+test_acquire(struct xg_xfrm *x)
+{
+	struct {
+		struct xfrm_userpolicy_info p;
+		struct nlattr a;
+		struct xfrm_user_tmpl t;
+	} req;
+	const struct nlmsghdr *nlh = (const void *)last_event;
+	const struct xfrm_user_acquire *ua = NLMSG_DATA(nlh);
+	xfrm_address_t local;
+	struct xg_flow f;
+	struct msg m;
+	uint32_t index;
+	int before;
+
+	memset(&req, 0, sizeof(req));
+	req.p.sel.family = AF_INET;
+	req.p.sel.daddr.a4 = htonl(0x0a020000);
+	req.p.sel.prefixlen_d = 16;
+	req.p.dir = XFRM_POLICY_OUT;
+	req.p.lft.soft_byte_limit = UINT64_MAX;
+	req.t.family = AF_INET;
+	req.t.id.proto = IPPROTO_ESP;
+	req.t.id.daddr.a4 = htonl(0xc0000202);
+	req.t.mode = XFRM_MODE_TUNNEL;
+	req.t.reqid = 77;
+	req.t.aalgos = req.t.ealgos = req.t.calgos = ~0u;
+	msg_start(&m, XFRM_MSG_NEWPOLICY, NLM_F_ACK, &req.p, sizeof(req.p));
+	xg_nl_put(&m.b, XFRMA_TMPL, &req.t, sizeof(req.t));
+	CHECK(send_msg(x, &m) == 0);
+	index = ((const struct xfrm_userpolicy_info *)NLMSG_DATA(nlh))->index;   /* its event */
+	CHECK(nlh->nlmsg_type == XFRM_MSG_NEWPOLICY && index != 0);
+
+	memset(&f, 0, sizeof(f));
+	f.family = AF_INET;
+	f.proto = IPPROTO_ICMP;
+	f.sport = htons(8);
+	f.saddr.a4 = htonl(0x0a010001);
+	f.daddr.a4 = htonl(0x0a020005);
+	memset(&local, 0, sizeof(local));
+	local.a4 = htonl(0xc0000201);
+	before = nevents;
+	listening = false;
+	CHECK(xg_xfrm_acquire(x, index, &f, &local) == -ESRCH && nevents == before);
+	CHECK(xg_xfrm_acquire(x, index + 8, &f, &local) == -ESRCH);   /* no such policy */
+	listening = true;
+	CHECK(xg_xfrm_acquire(x, index, &f, &local) == 0 && nevents == before + 1);
+	CHECK(nlh->nlmsg_type == XFRM_MSG_ACQUIRE && last_group == 1u << (XFRMNLGRP_ACQUIRE - 1));
+	CHECK(ua->sel.daddr.a4 == f.daddr.a4 && ua->sel.prefixlen_d == 32 &&
+	      ua->sel.sport == htons(8) && ua->sel.sport_mask == 0xffff &&
+	      ua->sel.proto == IPPROTO_ICMP);
+	CHECK(ua->id.daddr.a4 == req.t.id.daddr.a4 && ua->saddr.a4 == local.a4 &&
+	      ua->id.spi == 0 && ua->policy.index == index && ua->policy.dir == XFRM_POLICY_OUT);
+	CHECK(ua->seq != 0 && ua->aalgos == ~0u);
+	/* In progress: no second ACQUIRE, for this flow or another one. */
+	CHECK(xg_xfrm_acquire(x, index, &f, &local) == -EAGAIN && nevents == before + 1);
+	f.daddr.a4 = htonl(0x0a020006);
+	CHECK(xg_xfrm_acquire(x, index, &f, &local) == -EAGAIN && nevents == before + 1);
+	listening = false;
+}
+
 static void
 test_parse(void)
 {
@@ -591,6 +664,7 @@ main(void)
 {
 	struct xg_xfrm_ops ops = {
 		.unicast = on_unicast, .multicast = on_multicast, .dump_start = on_dump,
+		.listening = on_listening,
 	};
 	struct xg_xfrm *x = xg_xfrm_create(&ops);
 
@@ -605,6 +679,7 @@ main(void)
 	test_dump_resume(x);
 	test_lifetimes(x);
 	test_allocspi(x);
+	test_acquire(x);
 	CHECK(nevents > 0);
 	xg_xfrm_destroy(x);
 	return CHECK_REPORT();
