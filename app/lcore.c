@@ -428,6 +428,16 @@ lookup(struct ctx *c, uint8_t family, enum xg_spd_dir dir, const void *key)
 	return id == XG_SPD_NO_MATCH ? NULL : &c->dp->pols[id];
 }
 
+/* The policy's curlft.use_time: one store per policy and second at most. */
+static inline void
+pol_used(struct xg_pol_rt *p)
+{
+	uint64_t now = __atomic_load_n(&xg_shared.now, __ATOMIC_RELAXED);
+
+	if (__atomic_load_n(&p->use_time, __ATOMIC_RELAXED) != now)
+		__atomic_store_n(&p->use_time, now, __ATOMIC_RELAXED);
+}
+
 /* xfrm_policy_ok(), one template: did this SA do what the policy asks? */
 static bool
 tmpl_ok(const struct xfrm_user_tmpl *t, const struct xg_sa_rt *sa)
@@ -531,6 +541,8 @@ outbound(struct ctx *c, struct rte_mbuf *m, uint8_t family, const void *key)
 	struct xg_pol_rt *p = lookup(c, family, XG_SPD_OUT, key);
 	uint8_t why;
 
+	if (p)
+		pol_used(p);
 	if (p == NULL && c->dp->default_block[XFRM_POLICY_OUT]) {
 		drop(c, m, XG_STAT_OUT_DEFAULT_BLOCK);
 		return;
@@ -580,7 +592,7 @@ forward(struct ctx *c, struct rte_mbuf *m, const struct xg_sa_rt *via)
 {
 	struct xg_spd_key4 k4;
 	struct xg_spd_key6 k6;
-	const struct xg_pol_rt *p;
+	struct xg_pol_rt *p;
 	const void *key;
 	uint8_t family = family_of(m);
 
@@ -595,6 +607,8 @@ forward(struct ctx *c, struct rte_mbuf *m, const struct xg_sa_rt *via)
 	/* RFC 4301 5.2 / __xfrm_policy_check(): a forwarded packet must have
 	 * come the way the fwd policy asks, protected or not. */
 	p = lookup(c, family, XG_SPD_FWD, key);
+	if (p)
+		pol_used(p);
 	if (p == NULL && c->dp->default_block[XFRM_POLICY_FWD]) {
 		drop(c, m, XG_STAT_IN_NO_POLS);   /* SETDEFAULT fwd block */
 		return;

@@ -368,6 +368,22 @@ learn_neighbours(void)
 	}
 }
 
+/* When the workers last saw each policy match (charon's DPD and
+ * inactivity checks read it from GETPOLICY). */
+static void
+report_policy_use(struct xg_xfrm *x)
+{
+	const struct xg_dp *dp = xg_shared.dp;
+	uint32_t i;
+
+	for (i = 0; dp && i < dp->npols; i++) {
+		uint64_t t = __atomic_load_n(&dp->pols[i].use_time, __ATOMIC_RELAXED);
+
+		if (t)
+			xg_xfrm_policy_used(x, dp->pols[i].index, t);
+	}
+}
+
 /* Once a second: the workers' counters into the model, then lifetimes
  * (soft and hard EXPIRE; a hard one deletes the SA, and the loop then
  * publishes tables without it). */
@@ -375,16 +391,19 @@ static void
 second_tick(struct xg_server *srv)
 {
 	struct xg_xfrm *x = xg_server_xfrm(srv);
+	uint64_t now = (uint64_t)time(NULL);
 	unsigned int n;
 
+	__atomic_store_n(&xg_shared.now, now, __ATOMIC_RELAXED);
 	if (nworkers) {
 		report_replay = true;
 		report_use(srv);
 		report_replay = false;
+		report_policy_use(x);
 	}
-	n = xg_xfrm_tick(x, (uint64_t)time(NULL));
+	n = xg_xfrm_tick(x, now);
 	if (n)
-		MAIN_LOG(INFO, "%u SA(s) reached a hard lifetime limit and were deleted", n);
+		MAIN_LOG(INFO, "%u SAs/policies reached a hard lifetime and were deleted", n);
 }
 
 /* Outbound packets without an SA: ACQUIRE as xfrm_state_find() does. The

@@ -34,6 +34,7 @@ struct xg_shared {
 	struct xg_dp *dp;
 	struct rte_mempool *pool;      /**< for packets the workers originate */
 	struct rte_rcu_qsbr *qsbr;
+	uint64_t now;                  /**< wall-clock second, kept by the control thread */
 	volatile int stop;
 };
 

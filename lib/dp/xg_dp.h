@@ -61,6 +61,7 @@ struct xg_pol_rt {
 	uint8_t ntmpl;
 	uint32_t index;               /**< the model's policy index */
 	uint64_t acq_tsc;             /**< out, no SA: when a worker last asked for one */
+	uint64_t use_time;            /**< wall-clock second a packet last matched it */
 	struct xfrm_user_tmpl tmpl;   /**< the first template (bundles: later) */
 	struct xg_sa_rt *sa;          /**< out: the SA the template selects, or NULL */
 };

@@ -627,3 +627,82 @@ xg_xfrm_default_block(const struct xg_xfrm *x, uint8_t dir)
 {
 	return dir < 3 && x->policy_default[dir] == XFRM_USERPOLICY_BLOCK;
 }
+
+#define KM_TIMEOUT 30   /* XFRM_KM_TIMEOUT: a soft expiry is repeated this often */
+
+/* build_polexpire(): the policy, its templates and type, mark, if_id. */
+static void
+send_polexpire(struct xg_xfrm *x, const struct xg_policy *p, bool hard)
+{
+	uint8_t buf[XG_MSG_MAX];
+	struct xg_nlbuf b = { .buf = buf, .cap = sizeof(buf) };
+	struct xfrm_user_polexpire upe;
+	struct nlmsghdr *nlh;
+
+	nlh = xg_nl_put_hdr(&b, XFRM_MSG_POLEXPIRE, 0, 0, 0, sizeof(upe));
+	if (nlh == NULL)
+		return;
+	memset(&upe, 0, sizeof(upe));
+	xg_pol_to_user(p, &upe.pol);
+	upe.hard = hard;
+	memcpy(NLMSG_DATA(nlh), &upe, sizeof(upe));
+	xg_pol_put_attrs(p, &b);
+	xg_nl_end(&b);
+	if (b.overflow)
+		return;
+	if (hard)
+		xg_notify(x, 1u << (XFRMNLGRP_EXPIRE - 1), buf, b.len);
+	else if (x->ops.multicast)
+		x->ops.multicast(x->ops.ctx, 1u << (XFRMNLGRP_EXPIRE - 1), buf, b.len);
+}
+
+static bool
+past(uint64_t start, uint32_t limit, uint64_t now)
+{
+	return limit && now >= start + limit;
+}
+
+/* xfrm_policy_timer(): past a hard add/use time a policy is deleted with a
+ * hard POLEXPIRE (no DELPOLICY event); past a soft one a soft POLEXPIRE
+ * goes out, again every XFRM_KM_TIMEOUT seconds. An unused policy's use
+ * time counts from its add time. */
+unsigned int
+xg_pol_tick(struct xg_xfrm *x, uint64_t now)
+{
+	struct xg_walk *w, *next;
+	unsigned int n = 0;
+
+	for (w = x->pol_all.prev; w != &x->pol_all; w = next) {
+		struct xg_policy *p = xg_pol_of(w);
+		uint64_t used;
+
+		next = w->prev;
+		if (w->walker)
+			continue;
+		used = p->curlft.use_time ? p->curlft.use_time : p->curlft.add_time;
+		if (past(p->curlft.add_time, (uint32_t)p->lft.hard_add_expires_seconds, now) ||
+		    past(used, (uint32_t)p->lft.hard_use_expires_seconds, now)) {
+			unlink_policy(x, p);
+			send_polexpire(x, p, true);
+			free(p);
+			n++;
+			continue;
+		}
+		if ((past(p->curlft.add_time, (uint32_t)p->lft.soft_add_expires_seconds, now) ||
+		     past(used, (uint32_t)p->lft.soft_use_expires_seconds, now)) &&
+		    (p->soft_warned == 0 || now >= p->soft_warned + KM_TIMEOUT)) {
+			p->soft_warned = now;
+			send_polexpire(x, p, false);
+		}
+	}
+	return n;
+}
+
+void
+xg_xfrm_policy_used(struct xg_xfrm *x, uint32_t index, uint64_t when)
+{
+	struct xg_policy *p = byidx(x, index);
+
+	if (p && when > p->curlft.use_time)
+		p->curlft.use_time = when;
+}

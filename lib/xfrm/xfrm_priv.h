@@ -90,6 +90,7 @@ struct xg_policy {
 	uint8_t ntmpl;
 	struct xfrm_user_tmpl tmpl[XFRM_MAX_DEPTH];
 	uint64_t order;            /* insertion order: the older wins a priority tie */
+	uint64_t soft_warned;      /* when the last soft POLEXPIRE went out, 0: never */
 };
 
 #define XG_SA_HASH_SIZE 4096
@@ -197,6 +198,7 @@ int xg_spdinfo_set(struct xg_req *r);
 int xg_default_set(struct xg_req *r);
 int xg_default_get(struct xg_req *r);
 struct xg_policy *xg_pol_byidx(struct xg_xfrm *x, uint32_t index);
+unsigned int xg_pol_tick(struct xg_xfrm *x, uint64_t now);
 void xg_pol_to_user(const struct xg_policy *p, struct xfrm_userpolicy_info *u);
 void xg_pol_put_attrs(const struct xg_policy *p, struct xg_nlbuf *b);
 size_t xg_pol_fill(const struct xg_policy *p, struct xg_nlbuf *b, uint16_t type,

@@ -1240,7 +1240,7 @@ xg_xfrm_tick(struct xg_xfrm *x, uint64_t now)
 			break;
 		}
 	}
-	return n;
+	return n + xg_pol_tick(x, now);
 }
 
 void

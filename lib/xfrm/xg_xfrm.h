@@ -153,11 +153,17 @@ void xg_xfrm_set_prelude(struct xg_xfrm *x, void (*fn)(void *arg), void *arg);
  * an SA past a soft limit (add time, use time, bytes, packets) gets one
  * XFRM_MSG_EXPIRE with hard 0 on group XFRMNLGRP_EXPIRE; past a hard
  * limit it gets one with hard 1 and is deleted. Byte and packet limits see
- * what xg_xfrm_report_use() reported so far. Call about once a second
- * with the wall-clock time.
- * @return the number of SAs deleted.
+ * what xg_xfrm_report_use() reported so far. Policies likewise by add
+ * and use time (XFRM_MSG_POLEXPIRE; a soft one repeated every 30 s).
+ * Call about once a second with the wall-clock time.
+ * @return the number of SAs and policies deleted.
  */
 unsigned int xg_xfrm_tick(struct xg_xfrm *x, uint64_t now);
+
+/** Policy @p index matched a packet at wall-clock second @p when (its
+ *  curlft.use_time, which GETPOLICY shows and charon's inactivity and
+ *  DPD checks read). */
+void xg_xfrm_policy_used(struct xg_xfrm *x, uint32_t index, uint64_t when);
 
 /** The lifetime of larval states (ALLOCSPI) when ops.acq_expires is not
  *  set, in seconds; default 30. */

@@ -438,6 +438,10 @@ def test_replay_state_and_newae(topo, tmp_path):
         time.sleep(1.5)   # the once-a-second report
         out = ipx(env, "xfrm state get src %s dst %s proto esp spi 0x200" % (PEER, GW_WAN))
         assert "seq 0x5, oseq 0x0, bitmap 0x0000001b" in out, out
+        # The fwd policy's use time (charon's DPD/inactivity read it), not yet the out one's.
+        out = ipx(env, "-s xfrm policy list")
+        assert re.search(r"dir fwd .*\n(.*\n)*?.*use \d{4}-", out), out
+        assert re.search(r"dir out .*\n(.*\n)*?.*add \S+ \S+ use -", out), out
 
         # NEWAE: receiver at 100, sender at 1000.
         def newae(spi, src, dst, replay):
@@ -456,6 +460,9 @@ def test_replay_state_and_newae(topo, tmp_path):
             Ether(src=lan_mac, dst=gw_lan_mac) / IP(src=LANHOST, dst="10.2.0.5") / ICMP()])
             if f.haslayer(ESP)]
         assert [f[ESP].seq for f in got] == [1001]
+        time.sleep(1.5)
+        out = ipx(env, "-s xfrm policy get src 10.1.0.0/16 dst 10.2.0.0/16 dir out")
+        assert re.search(r"use \d{4}-", out), out
     finally:
         rc, text, counters = stop_gateway(p, log)
     assert rc == 0, text

@@ -94,6 +94,12 @@ SCENARIOS = {
         ST + " list", ST + " count",
         monitored(ALLOC + " min 0x9100 max 0x9100 > /dev/null", 3.5),
         ST + " count",
+        # Policies: soft then hard POLEXPIRE by add time; the hard one deletes.
+        monitored(POL + " add src 10.9.0.0/16 dst 10.8.0.0/16 dir out priority 7 "
+                  "limit time-soft 1 limit time-hard 2 " + TMPL + "; " +
+                  POL + " add src 10.9.0.0/16 dst 10.8.0.0/16 dir in "
+                  "limit time-use-hard 3", 4.5),
+        POL + " list", POL + " count",
     ],
     # The XFRM tutorial's raw-socket program, then what ip shows of its policy.
     "tutorial_program": [TUTORIAL, POL + " list", "ip -s xfrm policy list", TUTORIAL],
@@ -310,9 +316,10 @@ def test_kernel_reference_ran(kernel_results):
     # Lifetimes really expired in the reference: soft and hard, SA and larval.
     mons = [kernel_results[i][1] for i, (n, c) in enumerate(flat_commands())
             if n == "expire_events" and c.startswith("ip xfrm monitor")]
-    assert len(mons) == 2
+    assert len(mons) == 3
     assert mons[0].count("Expired") == 3 and "hard 1" in mons[0] and "hard 0" in mons[0]
     assert "spi 0x00009100" in mons[1] and "hard 1" in mons[1]
+    assert mons[2].count("Expired") == 3 and "dir out" in mons[2] and "dir in" in mons[2]
     outs = [kernel_results[i][1] for i, (n, c) in enumerate(flat_commands())
             if n == "default_actions"]
     assert "block" not in outs[0] and "block" in outs[2] and "block" not in outs[-1], outs
