@@ -87,6 +87,24 @@ queue_tx(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 	t->m[t->n++] = m;
 }
 
+/* Hand a frame that arrived on @p port to the kernel through the port's
+ * exception TAP. @p l2 says whether the data starts at the Ethernet
+ * header (else at IP, the header still in front of it).
+ * @return false when the port has no exception path (the caller drops). */
+static bool
+punt(struct ctx *c, uint16_t port, struct rte_mbuf *m, bool l2)
+{
+	uint16_t tap = c->dp->rt->port[port].exc;
+
+	if (tap == 0)
+		return false;
+	if (!l2)
+		rte_pktmbuf_prepend(m, sizeof(struct rte_ether_hdr));
+	count(c, XG_STAT_EXCEPTION_IN);
+	queue_tx(c, (uint16_t)(tap - 1), m);
+	return true;
+}
+
 /* Tell the control thread about a neighbour; losing one is harmless. */
 static void
 learn(struct ctx *c, uint16_t port, uint8_t family, const void *addr, const uint8_t *mac)
@@ -138,6 +156,10 @@ arp_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 	learn(c, port, AF_INET, &arp->arp_data.arp_sip, arp->arp_data.arp_sha.addr_bytes);
 	if (arp->arp_opcode != rte_cpu_to_be_16(RTE_ARP_OP_REQUEST) ||
 	    !xg_dp_is_local(c->dp->rt, AF_INET, (const uint8_t *)&tip)) {
+		/* A reply may answer the kernel's own request. */
+		if (arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REPLY) &&
+		    punt(c, port, m, true))
+			return;
 		drop(c, m, XG_STAT_NEIGH_SEEN);
 		return;
 	}
@@ -188,14 +210,17 @@ nd_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 		ll = nd_lladdr(icmp + 24, len - 64, 2);
 		if (ll)
 			learn(c, port, AF_INET6, target, ll);
-		drop(c, m, XG_STAT_NEIGH_SEEN);
+		if (!punt(c, port, m, false))   /* may answer the kernel */
+			drop(c, m, XG_STAT_NEIGH_SEEN);
 		return true;
 	}
 	ll = nd_lladdr(icmp + 24, len - 64, 1);
 	if (ll && memcmp(ip + 8, unspec, 16) != 0)
 		learn(c, port, AF_INET6, ip + 8, ll);
 	if (!xg_dp_is_local(c->dp->rt, AF_INET6, target)) {
-		drop(c, m, XG_STAT_NEIGH_SEEN);
+		/* The kernel's own addresses (link-local) are its to answer. */
+		if (!punt(c, port, m, false))
+			drop(c, m, XG_STAT_NEIGH_SEEN);
 		return true;
 	}
 	/* Advertisement: to the soliciting node (all nodes if it had no
@@ -722,7 +747,7 @@ offload_in(struct ctx *c, struct rte_mbuf *m)
 }
 
 static void
-ip_in(struct ctx *c, struct rte_mbuf *m)
+ip_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 {
 	if (m->ol_flags & RTE_MBUF_F_RX_SEC_OFFLOAD) {
 		offload_in(c, m);
@@ -730,8 +755,13 @@ ip_in(struct ctx *c, struct rte_mbuf *m)
 	}
 	if (inbound_esp(c, m))
 		return;
-	if (xg_dp_is_local(c->dp->rt, family_of(m), dst_of(m))) {
-		drop(c, m, XG_STAT_LOCAL_IN);
+	if (xg_dp_is_local(c->dp->rt, family_of(m), dst_of(m)) ||
+	    (c->dp->rt->port[port].exc && family_of(m) == AF_INET6 && dst_of(m)[0] == 0xff)) {
+		/* For the gateway itself and not ESP of a known SA (IKE, NAT-T
+		 * keepalives, ICMP, ...), or IPv6 multicast with an exception
+		 * path: the kernel's. */
+		if (!punt(c, port, m, false))
+			drop(c, m, XG_STAT_LOCAL_IN);
 		return;
 	}
 	forward(c, m, NULL);
@@ -743,6 +773,13 @@ rx_one(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
 	uint16_t type;
 
+	/* What the kernel sends on an exception TAP leaves by its port as
+	 * it is: IKE, echo replies, its own ARP/ND. */
+	if (unlikely(c->dp->rt->port[port].exc_of)) {
+		count(c, XG_STAT_EXCEPTION_OUT);
+		queue_tx(c, (uint16_t)(c->dp->rt->port[port].exc_of - 1), m);
+		return;
+	}
 	if (rte_pktmbuf_data_len(m) < sizeof(*eth) + 20 || !rte_pktmbuf_is_contiguous(m)) {
 		drop(c, m, XG_STAT_RX_BAD_IP);
 		return;
@@ -763,7 +800,7 @@ rx_one(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 	}
 	if (type == RTE_ETHER_TYPE_IPV6 && nd_in(c, port, m))
 		return;
-	ip_in(c, m);
+	ip_in(c, port, m);
 }
 
 int

@@ -25,6 +25,7 @@
 #include "xg_config.h"
 #include "xg_crypto.h"
 #include "xg_dp.h"
+#include "xg_exception.h"
 #include "xg_lcore.h"
 #include "xg_port.h"
 #include "xg_server.h"
@@ -158,6 +159,9 @@ static struct xg_stats *wstats;
 static unsigned int dp_seq;
 static struct xg_routes *routes;
 
+/* Exception TAPs of the ports that ask for one: their port ids + 1. */
+static int exc_port[XG_CFG_MAX_PORTS];
+
 /* Workers and their rx queues: from the file, else every worker lcore
  * takes every port's queue 0 in turn. */
 static uint16_t
@@ -176,6 +180,18 @@ plan_workers(const struct xg_config *cfg)
 				nrxq = RTE_MAX(nrxq, workers[i].rxq[q].queue + 1);
 		}
 		nworkers = cfg->nworkers;
+		/* Exception TAPs are not in the configuration: worker k%n polls
+		 * the k-th one's single queue. */
+		for (port = 0; port < XG_CFG_MAX_PORTS; port++) {
+			struct xg_worker *w;
+
+			if (!exc_port[port])
+				continue;
+			w = &workers[k++ % nworkers];
+			if (w->nrxq < XG_CFG_MAX_RXQ)
+				w->rxq[w->nrxq++] = (struct xg_cfg_rxq){
+					.port = (uint16_t)(exc_port[port] - 1), .queue = 0 };
+		}
 		return nrxq;
 	}
 	RTE_LCORE_FOREACH_WORKER(lcore)
@@ -190,6 +206,51 @@ plan_workers(const struct xg_config *cfg)
 			w->rxq[w->nrxq++] = (struct xg_cfg_rxq){ .port = port, .queue = 0 };
 	}
 	return nrxq;
+}
+
+static int
+make_exceptions(const struct xg_config *cfg)
+{
+	uint16_t p;
+	int tap;
+
+	for (p = 0; p < XG_CFG_MAX_PORTS; p++) {
+		if (!cfg->port[p].exception[0])
+			continue;
+		if (!rte_eth_dev_is_valid_port(p)) {
+			MAIN_LOG(ERR, "[port %u] exception: no such port", p);
+			return -ENODEV;
+		}
+		tap = xg_exception_create(p, cfg->port[p].exception);
+		if (tap < 0 || tap >= XG_CFG_MAX_PORTS) {
+			MAIN_LOG(ERR, "port %u: exception interface %s: %s", p,
+				 cfg->port[p].exception, tap < 0 ? rte_strerror(-tap) : "too many ports");
+			return -EINVAL;
+		}
+		exc_port[p] = tap + 1;
+	}
+	return 0;
+}
+
+/* The kernel side of each exception TAP gets its port's addresses; the
+ * tables learn which TAP belongs to which port. */
+static int
+wire_exceptions(const struct xg_config *cfg, struct xg_routes *rt)
+{
+	uint16_t p;
+	int rc;
+
+	for (p = 0; p < XG_CFG_MAX_PORTS; p++) {
+		if (!exc_port[p])
+			continue;
+		rc = xg_exception_addrs(cfg->port[p].exception, cfg->port[p].addr,
+					cfg->port[p].naddr);
+		if (rc)
+			return rc;
+		rt->port[p].exc = (uint16_t)exc_port[p];
+		rt->port[exc_port[p] - 1].exc_of = (uint16_t)(p + 1);
+	}
+	return 0;
 }
 
 static int
@@ -514,6 +575,10 @@ main(int argc, char **argv)
 		goto out_eal;
 	}
 	xg_shared.pool = pool;
+	if (make_exceptions(&cfg)) {
+		rc = 1;
+		goto out_pool;
+	}
 	nrxq = plan_workers(&cfg);
 	n = xg_ports_init(pool, nrxq, (uint16_t)RTE_MAX(nworkers, 1u));
 	if (n < 0) {
@@ -533,8 +598,8 @@ main(int argc, char **argv)
 	}
 	rte_telemetry_register_cmd("/xfrmgw/stats", tel_stats,
 				   "Data-plane counters (Linux XFRM MIB names, then xfrmgw's own)");
-	if (nworkers && ((routes = xg_routes_build(&cfg, &err)) == NULL || publish(srv) ||
-			 start_workers())) {
+	if (nworkers && ((routes = xg_routes_build(&cfg, &err)) == NULL ||
+			 wire_exceptions(&cfg, routes) || publish(srv) || start_workers())) {
 		MAIN_LOG(ERR, "data plane: cannot start the workers");
 		xg_shared.stop = 1;
 		rc = 1;

@@ -5,6 +5,7 @@
  */
 
 #include <errno.h>
+#include <string.h>
 
 #include <rte_ethdev.h>
 #include <rte_log.h>
@@ -47,6 +48,10 @@ port_init(uint16_t port, struct rte_mempool *pool, uint16_t nrxq, uint16_t ntxq)
 	rc = rte_eth_dev_info_get(port, &info);
 	if (rc)
 		return rc;
+	/* An exception TAP is read by one worker: one queue, so that
+	 * nothing the kernel sends lands on a queue no one polls. */
+	if (strcmp(info.driver_name, "net_tap") == 0)
+		nrxq = 1;
 	nrxq = RTE_MIN(nrxq, info.max_rx_queues);
 	ntxq = RTE_MIN(ntxq, info.max_tx_queues);
 	if (nrxq > 1 && info.flow_type_rss_offloads) {

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian 12 packages xfrmgw needs to build and test. Idempotent.
 set -eu
-PKGS="build-essential pkg-config meson ninja-build dpdk-dev libdpdk-dev libipsec-mb-dev
+PKGS="build-essential pkg-config libmnl-dev meson ninja-build dpdk-dev libdpdk-dev libipsec-mb-dev
       iproute2 kmod user-mode-linux python3 python3-pytest python3-scapy python3-cryptography
       strace strongswan-charon libstrongswan-standard-plugins iputils-ping ethtool procps"
 missing=""

@@ -130,6 +130,16 @@ parse_addr_list(struct ctx *c, const char *sec, const char *key, const char *val
 	return 0;
 }
 
+/* A Linux interface name: 1..15 of [A-Za-z0-9_.-]. */
+static bool
+ifname_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n < 16 && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					 "0123456789_.-") == n;
+}
+
 static int
 parse_port(struct ctx *c, const char *sec, const char *arg, struct rte_cfgfile_entry *e,
 	   int n)
@@ -153,6 +163,11 @@ parse_port(struct ctx *c, const char *sec, const char *arg, struct rte_cfgfile_e
 				return fail(c, -EINVAL, "[%s] mtu: '%s' is not 576..9600", sec,
 					    e[i].value);
 			p->mtu = (uint16_t)v;
+		} else if (strcmp(e[i].name, "exception") == 0) {
+			if (!ifname_ok(e[i].value))
+				return fail(c, -EINVAL, "[%s] exception: '%s' is not an interface name",
+					    sec, e[i].value);
+			snprintf(p->exception, sizeof(p->exception), "%s", e[i].value);
 		} else
 			return fail(c, -EINVAL, "[%s]: unknown key '%s'", sec, e[i].name);
 	}

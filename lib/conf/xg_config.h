@@ -44,6 +44,7 @@ struct xg_cfg_prefix {
 struct xg_cfg_port {
 	bool present;     /**< a [port N] section exists */
 	uint16_t mtu;     /**< 0: the port's default */
+	char exception[16];  /**< exception TAP interface name, "" for none */
 	uint8_t naddr;
 	struct xg_cfg_prefix addr[XG_CFG_MAX_ADDRS];
 };

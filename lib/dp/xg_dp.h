@@ -68,6 +68,8 @@ struct xg_pol_rt {
 
 struct xg_dp_port {
 	bool up;
+	uint16_t exc;                 /**< its exception TAP's port + 1, 0: none */
+	uint16_t exc_of;              /**< an exception TAP: its port + 1 */
 	struct rte_ether_addr mac;
 	uint8_t naddr;
 	struct xg_cfg_prefix addr[XG_CFG_MAX_ADDRS];

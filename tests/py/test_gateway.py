@@ -63,9 +63,10 @@ def topo(tmp_path):
             sh("ip link del " + g, check=False)
 
 
-def start_gateway(tmp_path, t, extra_conf=None, lcores="0,1", qpairs=1):
-    """Start xfrmgw between the two netns; @p extra_conf replaces the default
-    configuration (%(lan)s and %(wan)s stand for the test hosts' MACs)."""
+def start_gateway(tmp_path, t, extra_conf=None, lcores="0,1", qpairs=1, netns=None):
+    """Start xfrmgw between the two netns (itself in @p netns if given);
+    @p extra_conf replaces the default configuration (%(lan)s and %(wan)s
+    stand for the test hosts' MACs)."""
     conf = tmp_path / "gw.conf"
     if extra_conf:
         macs = {"lan": mac(t["lan_ns"], t["lan_t"])}
@@ -88,6 +89,8 @@ def start_gateway(tmp_path, t, extra_conf=None, lcores="0,1", qpairs=1):
            "--vdev", "net_af_packet1,iface=%s,qpairs=%d" % (t["wan_g"], qpairs),
            "--log-level", "*:info", "--log-level", "lib.*:warning",
            "--", "--xfrm-socket", sock, "--config", str(conf)]
+    if netns:
+        cmd = ["ip", "netns", "exec", netns] + cmd
     p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 30
     while not os.path.exists(sock):
@@ -548,3 +551,65 @@ def test_acquire(topo, tmp_path):
     assert rc == 0, text
     assert counters.get("XfrmOutNoStates") == 4, text
     assert counters.get("XgOutEncrypted") == 3, text
+
+
+@pytest.fixture
+def gw_netns(topo):
+    """The topology with the gateway's two ports in a namespace of their
+    own, where its exception interfaces appear."""
+    ns = "xgg" + str(os.getpid() % 10000)
+    sh("ip netns add " + ns)
+    try:
+        for g in (topo["lan_g"], topo["wan_g"]):
+            sh("ip link set %s netns %s" % (g, ns))
+            sh("ip netns exec %s ip link set %s up" % (ns, g))
+        sh("ip netns exec %s ip link set lo up" % ns)
+        yield dict(topo, gw_ns=ns)
+    finally:
+        sh("ip netns del " + ns, check=False)
+
+
+def test_exception_path(gw_netns, tmp_path):
+    """Traffic for the gateway itself that is not ESP goes to the kernel
+    through the port's exception TAP (which carries the port's MAC and
+    address) and the kernel's answers leave by the port: ping, a UDP
+    service on port 500 as IKE uses it, and the kernel's own ARP."""
+    t = gw_netns
+    ns = t["gw_ns"]
+    wan = "ip netns exec %s " % t["wan_ns"]
+    conf = ("[port 0]\nipv4 = %s/24\n[port 1]\nipv4 = %s/24\nexception = xgexc1\n"
+            % (GW_LAN, GW_WAN))
+    p, log, env = start_gateway(tmp_path, t, extra_conf=conf, netns=ns)
+    echo = None
+    try:
+        addrs = sh("ip netns exec %s ip -o addr show xgexc1" % ns).stdout
+        assert "inet %s/24" % GW_WAN in addrs, addrs
+        wan_mac = sh("ip netns exec %s cat /sys/class/net/%s/address" % (ns, t["wan_g"])).stdout
+        assert wan_mac.strip() in sh("ip netns exec %s ip -o link show xgexc1" % ns).stdout
+        sh(wan + "ip addr add %s/24 dev %s" % (PEER, t["wan_t"]))
+        # The kernel answers ping (and resolves the peer by ARP itself).
+        r = sh(wan + "ping -c 3 -i 0.3 -W 2 " + GW_WAN, check=False)
+        assert r.returncode == 0 and "3 received" in r.stdout, r.stdout + r.stderr
+        # A UDP service bound in the gateway's namespace, as charon's IKE socket.
+        echo = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c",
+                                 "import socket\n"
+                                 "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                                 "s.bind(('%s', 500))\n"
+                                 "d, a = s.recvfrom(100)\n"
+                                 "s.sendto(b'ike:' + d, a)\n" % GW_WAN])
+        time.sleep(0.5)
+        r = sh(wan + sys.executable + " -c \"import socket; s = socket.socket(2, 2); "
+               "s.settimeout(3); s.bind(('%s', 500)); s.sendto(b'hello', ('%s', 500)); "
+               "print(s.recvfrom(100)[0])\"" % (PEER, GW_WAN), check=False)
+        assert "b'ike:hello'" in r.stdout, r.stdout + r.stderr
+        live = telemetry("/xfrmgw/stats")
+        assert live["XgExceptionIn"] >= 4 and live["XgExceptionOut"] >= 4, live
+        assert live.get("XgLocalIn", 0) == 0, live
+    finally:
+        if echo:
+            echo.kill()
+            echo.wait()
+        rc, text, counters = stop_gateway(p, log)
+    assert rc == 0, text
+    # The interface goes with the gateway.
+    assert sh("ip netns exec %s ip link show xgexc1" % ns, check=False).returncode != 0

@@ -42,6 +42,7 @@ test_example(const char *path)
 	      cfg.port[0].addr[0].v4.s_addr == a.s_addr);
 	CHECK(cfg.port[0].addr[1].family == AF_INET6 && cfg.port[0].addr[1].plen == 64);
 	CHECK(cfg.port[1].present && !cfg.port[2].present);
+	CHECK(strcmp(cfg.port[1].exception, "xg-wan") == 0 && cfg.port[0].exception[0] == 0);
 	CHECK(cfg.nroutes == 2 && cfg.nneigh == 1 && cfg.nworkers == 2);
 	CHECK(cfg.neigh[0].mac[0] == 0x02 && cfg.neigh[0].mac[5] == 0xfe && cfg.neigh[0].port == 0);
 	CHECK(cfg.worker[1].lcore == 2 && cfg.worker[1].nrxq == 2 &&
@@ -57,6 +58,8 @@ static const struct {
 	{ "[port 0]\nipv4 = 2001:db8::1/64\n", -EINVAL, "not an IPv4" },
 	{ "[port 0]\nipv4 = 192.0.2.1/33\n", -EINVAL, "192.0.2.1/33" },
 	{ "[port 0]\nmtu = 100\n", -EINVAL, "576..9600" },
+	{ "[port 0]\nexception = sixteen-chars-xx\n", -EINVAL, "not an interface name" },
+	{ "[port 0]\nexception = a/b\n", -EINVAL, "not an interface name" },
 	{ "[port 0]\naddress = 192.0.2.1/24\n", -EINVAL, "unknown key 'address'" },
 	{ "[port 99]\n", -EINVAL, "port number" },
 	{ "[porta 0]\n", -EINVAL, "unknown section" },
