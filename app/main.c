@@ -162,6 +162,17 @@ static struct xg_routes *routes;
 /* Exception TAPs of the ports that ask for one: their port ids + 1. */
 static int exc_port[XG_CFG_MAX_PORTS];
 
+static bool
+is_exception(uint16_t port)
+{
+	uint16_t p;
+
+	for (p = 0; p < XG_CFG_MAX_PORTS; p++)
+		if (exc_port[p] == port + 1)
+			return true;
+	return false;
+}
+
 /* Workers and their rx queues: from the file, else every worker lcore
  * takes every port's queue 0 in turn. */
 static uint16_t
@@ -180,30 +191,30 @@ plan_workers(const struct xg_config *cfg)
 				nrxq = RTE_MAX(nrxq, workers[i].rxq[q].queue + 1);
 		}
 		nworkers = cfg->nworkers;
-		/* Exception TAPs are not in the configuration: worker k%n polls
-		 * the k-th one's single queue. */
-		for (port = 0; port < XG_CFG_MAX_PORTS; port++) {
+	} else {
+		RTE_LCORE_FOREACH_WORKER(lcore)
+			workers[nworkers++].lcore = lcore;
+		RTE_ETH_FOREACH_DEV(port) {
 			struct xg_worker *w;
 
-			if (!exc_port[port])
+			if (nworkers == 0 || port >= XG_CFG_MAX_PORTS)
+				break;
+			if (is_exception(port))
 				continue;
 			w = &workers[k++ % nworkers];
 			if (w->nrxq < XG_CFG_MAX_RXQ)
-				w->rxq[w->nrxq++] = (struct xg_cfg_rxq){
-					.port = (uint16_t)(exc_port[port] - 1), .queue = 0 };
+				w->rxq[w->nrxq++] = (struct xg_cfg_rxq){ .port = port, .queue = 0 };
 		}
-		return nrxq;
 	}
-	RTE_LCORE_FOREACH_WORKER(lcore)
-		workers[nworkers++].lcore = lcore;
-	RTE_ETH_FOREACH_DEV(port) {
-		struct xg_worker *w;
-
-		if (nworkers == 0 || port >= XG_CFG_MAX_PORTS)
-			break;
-		w = &workers[k++ % nworkers];
-		if (w->nrxq < XG_CFG_MAX_RXQ)
-			w->rxq[w->nrxq++] = (struct xg_cfg_rxq){ .port = port, .queue = 0 };
+	/* Exception TAPs, not in the configuration: worker i polls queue i
+	 * of each (a TAP has as many rx queues as tx queues, one a worker). */
+	for (port = 0; port < XG_CFG_MAX_PORTS; port++) {
+		if (!exc_port[port])
+			continue;
+		for (i = 0; i < nworkers; i++)
+			if (workers[i].nrxq < XG_CFG_MAX_RXQ)
+				workers[i].rxq[workers[i].nrxq++] = (struct xg_cfg_rxq){
+					.port = (uint16_t)(exc_port[port] - 1), .queue = (uint16_t)i };
 	}
 	return nrxq;
 }

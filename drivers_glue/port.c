@@ -48,10 +48,10 @@ port_init(uint16_t port, struct rte_mempool *pool, uint16_t nrxq, uint16_t ntxq)
 	rc = rte_eth_dev_info_get(port, &info);
 	if (rc)
 		return rc;
-	/* An exception TAP is read by one worker: one queue, so that
-	 * nothing the kernel sends lands on a queue no one polls. */
+	/* net_tap wants as many rx as tx queues; each worker polls the one
+	 * with its number (the kernel spreads flows over them). */
 	if (strcmp(info.driver_name, "net_tap") == 0)
-		nrxq = 1;
+		nrxq = ntxq;
 	nrxq = RTE_MIN(nrxq, info.max_rx_queues);
 	ntxq = RTE_MIN(ntxq, info.max_tx_queues);
 	if (nrxq > 1 && info.flow_type_rss_offloads) {

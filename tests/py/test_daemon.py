@@ -142,11 +142,19 @@ def test_config_file_checked_against_eal(tmp_path):
     eal = ["--lcores", "0,1,2@0", "--no-huge", "-m", "512", "--no-pci", "--no-shconf",
            "--vdev", "net_null0", "--vdev", "net_null1"]
     sock = str(tmp_path / "x.sock")
-    p = subprocess.run([conftest.XFRMGW] + eal + ["--", "--xfrm-socket", sock, "--config",
-                                                  example, "--run-seconds", "1"],
-                       capture_output=True, text=True, timeout=60)
+    # In a namespace of its own: the example's exception TAP gets addresses.
+    ns = "xgd%d" % os.getpid()
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        p = subprocess.run(["ip", "netns", "exec", ns, conftest.XFRMGW] + eal +
+                           ["--", "--xfrm-socket", sock, "--config", example,
+                            "--run-seconds", "1"],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "config: 2 route(s), 1 neighbour(s), 2 worker(s)" in p.stdout + p.stderr
+    assert "exception interface xg-wan is port 2" in p.stdout + p.stderr
     # The example names port 1 and workers 1 and 2: with one port it must refuse.
     p = subprocess.run([conftest.XFRMGW] + conftest.EAL + ["--", "--xfrm-socket", sock,
                                                            "--config", example],
