@@ -19,6 +19,7 @@
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 #include <rte_security.h>
+#include <rte_udp.h>
 
 #include "xg_dp.h"
 #include "xg_lcore.h"
@@ -518,6 +519,42 @@ offload_out(struct ctx *c, struct rte_mbuf *m, struct xg_sa_rt *sa)
 	send_to(c, m, tunnel ? (uint8_t)sa->family : family_of(m), tunnel ? sa->daddr : dst_of(m));
 }
 
+/* RFC 3948: a UDP header between the outer IP header and ESP, with the
+ * SA's ports; checksum 0 over IPv4, a real one over IPv6 (Linux insists). */
+static bool
+udp_encap(struct rte_mbuf *m, const struct xg_sa_rt *sa)
+{
+	uint32_t ports = __atomic_load_n(&sa->encap_ports, __ATOMIC_RELAXED);
+	uint8_t *ip = (uint8_t *)rte_pktmbuf_prepend(m, sizeof(struct rte_udp_hdr));
+	unsigned int l3, len = rte_pktmbuf_pkt_len(m);
+	struct rte_udp_hdr *u;
+
+	if (ip == NULL)
+		return false;
+	l3 = (ip[8] >> 4) == 4 ? (ip[8] & 0xfu) * 4 : 40;
+	memmove(ip, ip + 8, l3);
+	u = (struct rte_udp_hdr *)(ip + l3);
+	u->src_port = (uint16_t)(ports >> 16);
+	u->dst_port = (uint16_t)ports;
+	u->dgram_len = rte_cpu_to_be_16((uint16_t)(len - l3));
+	u->dgram_cksum = 0;
+	if ((ip[0] >> 4) == 4) {
+		struct rte_ipv4_hdr *h = (struct rte_ipv4_hdr *)ip;
+
+		h->next_proto_id = IPPROTO_UDP;
+		h->total_length = rte_cpu_to_be_16((uint16_t)len);
+		h->hdr_checksum = 0;
+		h->hdr_checksum = rte_ipv4_cksum(h);
+	} else {
+		struct rte_ipv6_hdr *h = (struct rte_ipv6_hdr *)ip;
+
+		h->proto = IPPROTO_UDP;
+		h->payload_len = rte_cpu_to_be_16((uint16_t)(len - 40));
+		u->dgram_cksum = rte_ipv6_udptcp_cksum(h, u);
+	}
+	return true;
+}
+
 /* No SA for an out policy's template: ask the control thread for an
  * ACQUIRE, at most once a second per policy (it keeps one negotiation per
  * template in progress, as the kernel's larval states do). */
@@ -606,6 +643,10 @@ outbound(struct ctx *c, struct rte_mbuf *m, uint8_t family, const void *key)
 		drop(c, m, why);
 		return;
 	}
+	if (p->sa->encap && !udp_encap(m, p->sa)) {
+		drop(c, m, XG_STAT_MBUF_ALLOC);
+		return;
+	}
 	sa_used(p->sa, m);
 	count(c, XG_STAT_OUT_ENCRYPTED);
 	send_ip(c, m);
@@ -663,49 +704,16 @@ forward(struct ctx *c, struct rte_mbuf *m, const struct xg_sa_rt *via)
 	outbound(c, m, family, key);
 }
 
-/* ESP for one of our inbound SAs, or ESP that is ours to refuse. */
+/* Decrypt @p m (bare IP + ESP) with @p sa and forward what comes out.
+ * @return whether it was genuine. */
 static bool
-inbound_esp(struct ctx *c, struct rte_mbuf *m)
+esp_in(struct ctx *c, struct rte_mbuf *m, struct xg_sa_rt *sa)
 {
-	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
-	size_t len = rte_pktmbuf_data_len(m);
-	struct xg_sad_key key;
-	struct xg_sa_rt *sa;
-	unsigned int l3;
 	uint8_t why;
-	bool local;
 
-	memset(&key, 0, sizeof(key));
-	if ((ip[0] >> 4) == 4) {
-		l3 = (ip[0] & 0xfu) * 4;
-		if (ip[9] != IPPROTO_ESP)
-			return false;
-		key.family = AF_INET;
-		memcpy(key.daddr, ip + 16, 4);
-	} else {
-		l3 = 40;
-		if (ip[6] != IPPROTO_ESP)
-			return false;
-		key.family = AF_INET6;
-		memcpy(key.daddr, ip + 24, 16);
-	}
-	local = xg_dp_is_local(c->dp->rt, (uint8_t)key.family, key.daddr);
-	if (len < l3 + 4) {
-		if (!local)
-			return false;
-		drop(c, m, XG_STAT_IN_HDR_ERROR);
-		return true;
-	}
-	memcpy(&key.spi, ip + l3, 4);
-	if (rte_hash_lookup_data(c->dp->sad_in, &key, (void **)&sa) < 0) {
-		if (!local)
-			return false;   /* transit ESP: forwarded like any packet */
-		drop(c, m, XG_STAT_IN_NO_STATES);
-		return true;
-	}
 	if (unlikely(sa_spent(sa))) {
 		drop(c, m, XG_STAT_IN_STATE_EXPIRED);
-		return true;
+		return false;
 	}
 	/* xg_esp_inb() checks the rest of the header and the lengths. */
 	if (xg_esp_inb(&sa->esp, &m, 1, &why) != 1) {
@@ -714,11 +722,168 @@ inbound_esp(struct ctx *c, struct rte_mbuf *m)
 		else if (why == XG_STAT_IN_STATE_PROTO_ERROR)
 			__atomic_fetch_add(&sa->integrity_fail, 1, __ATOMIC_RELAXED);
 		drop(c, m, why);
-		return true;
+		return false;
 	}
 	sa_used(sa, m);
 	count(c, XG_STAT_IN_DECRYPTED);
 	forward(c, m, sa);
+	return true;
+}
+
+/* The inbound SA of ESP with SPI at @p esp for destination @p daddr. */
+static struct xg_sa_rt *
+sad_lookup(struct ctx *c, uint8_t family, const uint8_t *daddr, const uint8_t *esp)
+{
+	struct xg_sad_key key;
+	struct xg_sa_rt *sa;
+
+	memset(&key, 0, sizeof(key));
+	key.family = family;
+	memcpy(key.daddr, daddr, family == AF_INET ? 4 : 16);
+	memcpy(&key.spi, esp, 4);
+	return rte_hash_lookup_data(c->dp->sad_in, &key, (void **)&sa) < 0 ? NULL : sa;
+}
+
+/* ESP for one of our inbound SAs, or ESP that is ours to refuse. */
+static bool
+inbound_esp(struct ctx *c, struct rte_mbuf *m)
+{
+	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
+	size_t len = rte_pktmbuf_data_len(m);
+	const uint8_t *daddr;
+	struct xg_sa_rt *sa;
+	unsigned int l3;
+	uint8_t family;
+	bool local;
+
+	if ((ip[0] >> 4) == 4) {
+		l3 = (ip[0] & 0xfu) * 4;
+		if (ip[9] != IPPROTO_ESP)
+			return false;
+		family = AF_INET;
+		daddr = ip + 16;
+	} else {
+		l3 = 40;
+		if (ip[6] != IPPROTO_ESP)
+			return false;
+		family = AF_INET6;
+		daddr = ip + 24;
+	}
+	local = xg_dp_is_local(c->dp->rt, family, daddr);
+	if (len < l3 + 4) {
+		if (!local)
+			return false;
+		drop(c, m, XG_STAT_IN_HDR_ERROR);
+		return true;
+	}
+	sa = sad_lookup(c, family, daddr, ip + l3);
+	if (sa == NULL) {
+		if (!local)
+			return false;   /* transit ESP: forwarded like any packet */
+		drop(c, m, XG_STAT_IN_NO_STATES);
+		return true;
+	}
+	if (unlikely(sa->encap)) {
+		/* The SA was negotiated for ESP-in-UDP (xfrm_input()). */
+		drop(c, m, XG_STAT_IN_STATE_MISMATCH);
+		return true;
+	}
+	esp_in(c, m, sa);
+	return true;
+}
+
+/* A NAT-T peer's outer address or port changed: the key manager hears of
+ * it (XFRM_MSG_MAPPING), once a second per SA at most. */
+static void
+report_mapping(struct ctx *c, struct xg_sa_rt *sa, uint8_t family, const uint8_t *saddr,
+	       uint16_t sport)
+{
+	uint64_t now = rte_get_timer_cycles(), last = __atomic_load_n(&sa->map_tsc,
+								       __ATOMIC_RELAXED);
+	struct xg_map_req r;
+
+	if (last && now - last < rte_get_timer_hz())
+		return;
+	if (!__atomic_compare_exchange_n(&sa->map_tsc, &last, now, false, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED))
+		return;
+	memset(&r, 0, sizeof(r));
+	r.uid = sa->uid;
+	r.family = family;
+	r.sport = sport;
+	memcpy(r.saddr, saddr, family == AF_INET ? 4 : 16);
+	if (rte_ring_sp_enqueue_elem(c->w->mapping, &r, sizeof(r)))
+		count(c, XG_STAT_MAPPING_LOST);
+}
+
+/* UDP to the NAT-T port of one of our addresses (RFC 3948): ESP-in-UDP is
+ * ours and never the kernel's; keepalives (one 0xff byte) and IKE (the
+ * non-ESP marker, four zero bytes) are left to the exception path.
+ * @return true when the packet was taken. */
+static bool
+inbound_natt(struct ctx *c, struct rte_mbuf *m)
+{
+	uint8_t *ip = rte_pktmbuf_mtod(m, uint8_t *);
+	size_t len = rte_pktmbuf_data_len(m);
+	uint8_t family, osaddr[16];
+	const uint8_t *daddr;
+	struct xg_sa_rt *sa;
+	unsigned int l3, ulen;
+	uint16_t sport;
+	uint8_t *udp;
+
+	if ((ip[0] >> 4) == 4) {
+		l3 = (ip[0] & 0xfu) * 4;
+		if (ip[9] != IPPROTO_UDP || (ip[6] & 0x3f) || ip[7])
+			return false;   /* fragments: not ESP-in-UDP we can take */
+		family = AF_INET;
+		daddr = ip + 16;
+	} else {
+		l3 = 40;
+		if (ip[6] != IPPROTO_UDP)
+			return false;
+		family = AF_INET6;
+		daddr = ip + 24;
+	}
+	if (len < l3 + 8 + 8 + 1)
+		return false;
+	udp = ip + l3;
+	ulen = (unsigned int)(udp[4] << 8 | udp[5]);
+	/* ESP only with more than an ESP header after UDP and a non-zero SPI
+	 * (xfrm4_udp_encap_rcv()); the rest is the socket's. */
+	if (udp[2] != 0x11 || udp[3] != 0x94 || ulen != len - l3 || ulen <= 8 + 8 ||
+	    (udp[8] | udp[9] | udp[10] | udp[11]) == 0 ||
+	    !xg_dp_is_local(c->dp->rt, family, daddr))
+		return false;
+	sa = sad_lookup(c, family, daddr, udp + 8);
+	if (sa == NULL) {
+		drop(c, m, XG_STAT_IN_NO_STATES);
+		return true;
+	}
+	if (!sa->encap) {
+		drop(c, m, XG_STAT_IN_STATE_MISMATCH);
+		return true;
+	}
+	memcpy(&sport, udp, 2);
+	memcpy(osaddr, ip + (family == AF_INET ? 12 : 8), family == AF_INET ? 4 : 16);
+	/* Out with the UDP header: the packet becomes plain ESP. */
+	if (family == AF_INET) {
+		ip[9] = IPPROTO_ESP;
+		ip[2] = (uint8_t)((len - 8) >> 8);
+		ip[3] = (uint8_t)(len - 8);
+	} else {
+		ip[6] = IPPROTO_ESP;
+		ip[4] = (uint8_t)((len - 48) >> 8);
+		ip[5] = (uint8_t)(len - 48);
+	}
+	memmove(ip + 8, ip, l3);
+	rte_pktmbuf_adj(m, 8);
+	/* A new outer source is reported once the packet proves genuine
+	 * (esp_input_done2()). */
+	if (esp_in(c, m, sa) &&
+	    (sport != (uint16_t)(__atomic_load_n(&sa->encap_ports, __ATOMIC_RELAXED) >> 16) ||
+	     memcmp(osaddr, sa->saddr, family == AF_INET ? 4 : 16) != 0))
+		report_mapping(c, sa, family, osaddr, sport);
 	return true;
 }
 
@@ -753,7 +918,7 @@ ip_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 		offload_in(c, m);
 		return;
 	}
-	if (inbound_esp(c, m))
+	if (inbound_esp(c, m) || inbound_natt(c, m))
 		return;
 	if (xg_dp_is_local(c->dp->rt, family_of(m), dst_of(m)) ||
 	    (c->dp->rt->port[port].exc && family_of(m) == AF_INET6 && dst_of(m)[0] == 0xff)) {

@@ -285,7 +285,12 @@ start_workers(void)
 		workers[i].acquire = rte_ring_create_elem(name, sizeof(struct xg_acq_req), 256,
 							  SOCKET_ID_ANY,
 							  RING_F_SP_ENQ | RING_F_SC_DEQ);
-		if (workers[i].learn == NULL || workers[i].acquire == NULL)
+		snprintf(name, sizeof(name), "xg_map%u", i);
+		workers[i].mapping = rte_ring_create_elem(name, sizeof(struct xg_map_req), 256,
+							  SOCKET_ID_ANY,
+							  RING_F_SP_ENQ | RING_F_SC_DEQ);
+		if (workers[i].learn == NULL || workers[i].acquire == NULL ||
+		    workers[i].mapping == NULL)
 			return -ENOMEM;
 		workers[i].tid = i;
 		workers[i].txq = (uint16_t)i;
@@ -518,6 +523,27 @@ acquire_sas(struct xg_server *srv)
 	}
 }
 
+/* NAT-T peers seen at a new outer address or port: XFRM_MSG_MAPPING. */
+static void
+report_mappings(struct xg_server *srv)
+{
+	struct xg_map_req req[32];
+	unsigned int i, n, k;
+
+	for (i = 0; i < nworkers; i++) {
+		n = rte_ring_sc_dequeue_burst_elem(workers[i].mapping, req, sizeof(req[0]),
+						   RTE_DIM(req), NULL);
+		for (k = 0; k < n; k++) {
+			xfrm_address_t a;
+
+			memset(&a, 0, sizeof(a));
+			memcpy(&a, req[k].saddr, req[k].family == AF_INET ? 4 : 16);
+			xg_xfrm_mapping(xg_server_xfrm(srv), req[k].uid, &a, req[k].sport,
+					(uint64_t)time(NULL));
+		}
+	}
+}
+
 static int
 control_loop(struct xg_server *srv, const struct options *o)
 {
@@ -542,6 +568,7 @@ control_loop(struct xg_server *srv, const struct options *o)
 		if (nworkers) {
 			learn_neighbours();
 			acquire_sas(srv);
+			report_mappings(srv);
 		}
 		if (deadline && rte_get_timer_cycles() >= deadline)
 			break;

@@ -27,6 +27,7 @@ struct xg_worker {
 	struct xg_stats *stats;
 	struct rte_ring *learn;        /**< neighbours seen, for the control thread */
 	struct rte_ring *acquire;      /**< struct xg_acq_req, for the control thread */
+	struct rte_ring *mapping;      /**< struct xg_map_req, for the control thread */
 };
 
 /** What every worker reads. The control thread writes dp (release). */

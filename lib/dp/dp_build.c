@@ -197,6 +197,10 @@ sat_add(uint64_t a, uint64_t b)
 static void
 set_limits(struct xg_sa_rt *rt, const struct xg_sa_view *v)
 {
+	rt->encap = v->encap != NULL;
+	__atomic_store_n(&rt->encap_ports,
+			 v->encap ? (uint32_t)v->encap->encap_sport << 16 | v->encap->encap_dport : 0,
+			 __ATOMIC_RELAXED);
 	__atomic_store_n(&rt->hard_packets, sat_add(rt->rep_packets, v->packets_left),
 			 __ATOMIC_RELAXED);
 	__atomic_store_n(&rt->hard_bytes, sat_add(rt->rep_bytes, v->bytes_left), __ATOMIC_RELAXED);
@@ -249,7 +253,7 @@ make_rt(struct build *b, const struct xg_sa_view *v, bool inbound)
 		xg_replay_seed(&rt->esp.replay, v->iseq);
 	/* A port with inline IPsec takes the SA; the workers find it again
 	 * from the uid the port hands back with each decrypted packet. */
-	port = rc ? -1 : sa_port(b->dp->rt, &c);
+	port = rc || v->encap ? -1 : sa_port(b->dp->rt, &c);   /* no inline NAT-T */
 	if (port >= 0)
 		xg_offload_attach(&rt->off, (uint16_t)port, &c, (void *)(uintptr_t)v->uid);
 	explicit_bzero(&c, sizeof(c));

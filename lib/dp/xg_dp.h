@@ -45,6 +45,12 @@ struct xg_sa_rt {
 	bool sel_any;                 /**< selector family unset: any inner packet */
 	uint64_t packets, bytes;
 	uint64_t replay_fail, integrity_fail;
+	/* ESP-in-UDP (RFC 3948): the SA's source port << 16 | destination
+	 * port, each in network order; one word, so that an UPDSA with new
+	 * ports never shows half of it. */
+	bool encap;
+	uint32_t encap_ports;
+	uint64_t map_tsc;             /**< inbound: when a MAPPING was last asked for */
 	/* Hard lifetime: the SA stops once its counters reach these (the
 	 * model then sends the hard EXPIRE and deletes it). */
 	uint64_t hard_packets, hard_bytes;
@@ -135,6 +141,17 @@ struct xg_acq_req {
 	uint8_t pad[3];
 	uint8_t saddr[16], daddr[16];
 	uint8_t tmpl_daddr[16];
+};
+
+/** An inbound ESP-in-UDP packet from a new outer source: a worker's
+ *  request for XFRM_MSG_MAPPING (address and port in network order). */
+struct xg_map_req {
+	uint64_t uid;                 /**< the SA */
+	uint8_t family;
+	uint8_t pad;
+	uint16_t sport;
+	uint8_t saddr[16];
+	uint8_t pad2[4];
 };
 
 /** Key of the inbound SA hash. */

@@ -61,6 +61,8 @@ struct xg_sa {
 	uint32_t replay_maxage;
 	uint64_t lastused;
 	bool larval;            /* km.state ACQ: made by ALLOCSPI/ACQUIRE, no keys yet */
+	uint64_t new_mapping;   /* when the last MAPPING went out (with mapping_maxage) */
+	uint16_t new_mapping_sport;
 	bool dying;             /* km.dying: the soft EXPIRE was sent */
 	bool has_encap, has_coaddr;
 	struct xfrm_encap_tmpl encap;

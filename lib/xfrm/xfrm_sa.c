@@ -1371,3 +1371,63 @@ xg_ae_new(struct xg_req *r)
 		xg_notify(r->x, 1u << (XFRMNLGRP_AEVENTS - 1), buf, len);
 	return 0;
 }
+
+/* build_mapping(). */
+static size_t
+mapping_fill(const struct xg_sa *sa, const xfrm_address_t *saddr, uint16_t sport,
+	     struct xg_nlbuf *b)
+{
+	struct xfrm_user_mapping um;
+	struct nlmsghdr *nlh;
+
+	nlh = xg_nl_put_hdr(b, XFRM_MSG_MAPPING, 0, 0, 0, sizeof(um));
+	if (nlh == NULL)
+		return 0;
+	memset(&um, 0, sizeof(um));
+	um.id.daddr = sa->id.daddr;
+	um.id.spi = sa->id.spi;
+	um.id.family = sa->family;
+	um.id.proto = sa->id.proto;
+	um.new_saddr = *saddr;
+	um.old_saddr = sa->saddr;
+	um.new_sport = sport;
+	um.old_sport = sa->encap.encap_sport;
+	um.reqid = sa->reqid;
+	memcpy(NLMSG_DATA(nlh), &um, sizeof(um));
+	xg_nl_end(b);
+	return b->overflow ? 0 : b->len;
+}
+
+int
+xg_xfrm_mapping(struct xg_xfrm *x, uint64_t uid, const xfrm_address_t *saddr, uint16_t sport,
+		uint64_t now)
+{
+	uint8_t buf[256];
+	struct xg_nlbuf b = { .buf = buf, .cap = sizeof(buf) };
+	struct xg_walk *w;
+	struct xg_sa *sa = NULL;
+	size_t len;
+
+	for (w = x->sa_all.next; w != &x->sa_all; w = w->next)
+		if (!w->walker && xg_sa_of(w)->uid == uid) {
+			sa = xg_sa_of(w);
+			break;
+		}
+	if (sa == NULL)
+		return -ESRCH;
+	/* xfrm_send_mapping(): ESP in UDP only. */
+	if (sa->id.proto != IPPROTO_ESP || !sa->has_encap ||
+	    sa->encap.encap_type != UDP_ENCAP_ESPINUDP)
+		return -EINVAL;
+	/* km_new_mapping(): with XFRMA_MTIMER_THRESH, once per period and port. */
+	if (sa->mapping_maxage) {
+		if (now - sa->new_mapping <= sa->mapping_maxage && sa->new_mapping_sport == sport)
+			return -EAGAIN;
+		sa->new_mapping_sport = sport;
+		sa->new_mapping = now;
+	}
+	len = mapping_fill(sa, saddr, sport, &b);
+	if (len && x->ops.multicast)
+		x->ops.multicast(x->ops.ctx, 1u << (XFRMNLGRP_MAPPING - 1), buf, len);
+	return 0;
+}

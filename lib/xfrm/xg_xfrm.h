@@ -197,6 +197,16 @@ struct xg_flow {
 int xg_xfrm_acquire(struct xg_xfrm *x, uint32_t index, const struct xg_flow *flow,
 		    const xfrm_address_t *local);
 
+/**
+ * An inbound ESP-in-UDP packet of SA @p uid came genuine from outer source
+ * @p saddr / @p sport (network order) other than the SA's: send
+ * XFRM_MSG_MAPPING on XFRMNLGRP_MAPPING (km_new_mapping()), at most once
+ * per XFRMA_MTIMER_THRESH seconds and source port when the SA has one.
+ * @return 0 sent, -ESRCH no such SA, -EINVAL not ESP-in-UDP, -EAGAIN held back.
+ */
+int xg_xfrm_mapping(struct xg_xfrm *x, uint64_t uid, const xfrm_address_t *saddr,
+		    uint16_t sport, uint64_t now);
+
 /** Object counts, for logs and tests. */
 void xg_xfrm_counts(const struct xg_xfrm *x, uint32_t *nsa, uint32_t *npol);
 
