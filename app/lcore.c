@@ -491,11 +491,14 @@ sa_spent(const struct xg_sa_rt *sa)
 	       __atomic_load_n(&sa->bytes, __ATOMIC_RELAXED) >= sa->hard_bytes;
 }
 
+/* One packet of @p bytes on @p sa. The kernel counts, outbound, the
+ * packet with the headers ESP adds before the trailer (props.header_len)
+ * and, inbound, the ESP packet from the ESP header on. */
 static void
-sa_used(struct xg_sa_rt *sa, const struct rte_mbuf *m)
+sa_used(struct xg_sa_rt *sa, uint32_t bytes)
 {
 	__atomic_fetch_add(&sa->packets, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&sa->bytes, rte_pktmbuf_pkt_len(m), __ATOMIC_RELAXED);
+	__atomic_fetch_add(&sa->bytes, bytes, __ATOMIC_RELAXED);
 }
 
 /* Inline protocol: the port encrypts, adds ESP (and the tunnel header)
@@ -514,7 +517,7 @@ offload_out(struct ctx *c, struct rte_mbuf *m, struct xg_sa_rt *sa)
 	}
 	m->ol_flags |= RTE_MBUF_F_TX_SEC_OFFLOAD;
 	m->l2_len = RTE_ETHER_HDR_LEN;
-	sa_used(sa, m);
+	sa_used(sa, rte_pktmbuf_pkt_len(m) + sa->hdr_len);
 	count(c, XG_STAT_OUT_ENCRYPTED);
 	send_to(c, m, tunnel ? (uint8_t)sa->family : family_of(m), tunnel ? sa->daddr : dst_of(m));
 }
@@ -601,6 +604,7 @@ static void
 outbound(struct ctx *c, struct rte_mbuf *m, uint8_t family, const void *key)
 {
 	struct xg_pol_rt *p = lookup(c, family, XG_SPD_OUT, key);
+	uint32_t plain;
 	uint8_t why;
 
 	if (p)
@@ -639,6 +643,7 @@ outbound(struct ctx *c, struct rte_mbuf *m, uint8_t family, const void *key)
 		offload_out(c, m, p->sa);
 		return;
 	}
+	plain = rte_pktmbuf_pkt_len(m);
 	if (xg_esp_outb(&p->sa->esp, &m, 1, &why) != 1) {
 		drop(c, m, why);
 		return;
@@ -647,7 +652,7 @@ outbound(struct ctx *c, struct rte_mbuf *m, uint8_t family, const void *key)
 		drop(c, m, XG_STAT_MBUF_ALLOC);
 		return;
 	}
-	sa_used(p->sa, m);
+	sa_used(p->sa, plain + p->sa->hdr_len);
 	count(c, XG_STAT_OUT_ENCRYPTED);
 	send_ip(c, m);
 }
@@ -709,6 +714,8 @@ forward(struct ctx *c, struct rte_mbuf *m, const struct xg_sa_rt *via)
 static bool
 esp_in(struct ctx *c, struct rte_mbuf *m, struct xg_sa_rt *sa)
 {
+	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t esp_bytes = rte_pktmbuf_pkt_len(m) - ((ip[0] >> 4) == 4 ? (ip[0] & 0xfu) * 4 : 40);
 	uint8_t why;
 
 	if (unlikely(sa_spent(sa))) {
@@ -724,7 +731,7 @@ esp_in(struct ctx *c, struct rte_mbuf *m, struct xg_sa_rt *sa)
 		drop(c, m, why);
 		return false;
 	}
-	sa_used(sa, m);
+	sa_used(sa, esp_bytes);
 	count(c, XG_STAT_IN_DECRYPTED);
 	forward(c, m, sa);
 	return true;
@@ -906,7 +913,7 @@ offload_in(struct ctx *c, struct rte_mbuf *m)
 		drop(c, m, XG_STAT_IN_STATE_PROTO_ERROR);
 		return;
 	}
-	sa_used(sa, m);
+	sa_used(sa, rte_pktmbuf_pkt_len(m) + sa->hdr_len);
 	count(c, XG_STAT_IN_DECRYPTED);
 	forward(c, m, sa);
 }

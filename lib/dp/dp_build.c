@@ -263,6 +263,10 @@ make_rt(struct build *b, const struct xg_sa_view *v, bool inbound)
 	}
 	rt->inbound = inbound;
 	set_limits(rt, v);
+	/* esp_init_state(): ESP header, IV, the outer header in tunnel mode,
+	 * the UDP header with NAT-T. */
+	rt->hdr_len = (uint16_t)(8 + rt->esp.iv_len + (rt->encap ? 8 : 0) +
+				 (v->mode == XFRM_MODE_TUNNEL ? (v->family == AF_INET ? 20 : 40) : 0));
 	rt->uid = v->uid;
 	rt->owner = b->dp;
 	rt->mode = v->mode;

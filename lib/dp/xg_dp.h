@@ -45,6 +45,7 @@ struct xg_sa_rt {
 	bool sel_any;                 /**< selector family unset: any inner packet */
 	uint64_t packets, bytes;
 	uint64_t replay_fail, integrity_fail;
+	uint16_t hdr_len;             /**< headers ESP adds before the trailer (props.header_len) */
 	/* ESP-in-UDP (RFC 3948): the SA's source port << 16 | destination
 	 * port, each in network order; one word, so that an UPDSA with new
 	 * ports never shows half of it. */

@@ -212,9 +212,14 @@ def test_tunnel_both_ways(topo, tmp_path):
         # The workers' counts reach GETSA, as ip -s shows them on Linux.
         out = ipx(env, "-s xfrm state get src %s dst %s proto esp spi 0x100" % (GW_WAN, PEER))
         assert re.search(r"\b5\(packets\)", out), out
+        # Bytes as Linux counts them: outbound the packet with the headers
+        # ESP puts in front (outer IPv4 20, ESP 8, IV 8), no trailer.
+        assert re.search(r"\b470\(bytes\)", out), out
         assert re.search(r"oseq 0x5\b", out), out
         out = ipx(env, "-s xfrm state get src %s dst %s proto esp spi 0x200" % (PEER, GW_WAN))
         assert re.search(r"\b4\(packets\)", out) and "replay 1 " in out, out
+        # ... inbound the ESP packet from its header to the ICV.
+        assert re.search(r"\b260\(bytes\)", out), out
         assert re.search(r"use \d{4}-", out), out
 
         # Changing the SAD rebuilds the tables; the outbound SA must carry
