@@ -185,10 +185,10 @@ class Charon:
                 self.proc.wait()
 
 
-def start_gateway(net, tmp_path):
+def start_gateway(net, tmp_path, extra=""):
     conf = tmp_path / "gw.conf"
     conf.write_text("[port 0]\nipv4 = %s/24\n[port 1]\nipv4 = %s/24\nexception = xgwan\n"
-                    % (GW_LAN, GW_WAN))
+                    % (GW_LAN, GW_WAN) + extra)
     sock = str(tmp_path / "x.sock")
     log = open(tmp_path / "gw.log", "w+")
     cmd = ["ip", "netns", "exec", net["gw"], conftest.XFRMGW, "--lcores", "0,1", "--no-huge",
@@ -231,11 +231,11 @@ class Tunnel:
     """xfrmgw and both charons; the connection loaded on both sides."""
 
     def __init__(self, net, tmp_path, esp="aes128gcm16", gw_child="", peer_child="",
-                 gw_ike="", gw_start="none"):
+                 gw_ike="", gw_start="none", gw_extra=""):
         if not os.path.exists(CHARON) or not os.path.exists(SWANCTL):
             pytest.fail("strongSwan is not installed (scripts/install-deps.sh)")
         self.net, self.tmp = net, tmp_path
-        self.p, self.log, self.sock = start_gateway(net, tmp_path)
+        self.p, self.log, self.sock = start_gateway(net, tmp_path, gw_extra)
         self.env = dict(os.environ, LD_PRELOAD=conftest.PRELOAD, XFRMGW_SOCKET=self.sock)
         self.gw = self.peer = None
         self.gw_conf = dict(esp=esp, child_extra=gw_child, encap=gw_ike, me=GW_WAN, them=PEER,
@@ -389,3 +389,60 @@ def test_dpd_and_restart(net, tmp_path):
         assert received(ping(net, 5)) >= 4
     finally:
         text, counters = t.close()
+
+
+def test_rekey_by_volume(net, tmp_path):
+    """Packet lifetimes: xfrmgw's soft EXPIRE at the soft packet limit makes
+    charon rekey (it has no timer of its own for this); traffic flows on
+    without loss, no SA reaches its hard limit."""
+    t = Tunnel(net, tmp_path,
+               gw_child="rekey_packets = 50\n        life_packets = 400\n        rand_packets = 0")
+    try:
+        t.initiate()
+        assert received(ping(net, 4)) >= 2
+        r = ping(net, 200, 0.05)
+        assert received(r) == 200, r.stdout[-300:]
+        log = t.gw.log(None)
+    finally:
+        text, counters = t.close()
+    assert len(re.findall(r"outbound CHILD_SA net\{\d+\} established", log)) >= 3, log[-3000:]
+    assert "hard lifetime" not in text, text
+    assert counters.get("XfrmOutStateExpired", 0) == 0 and \
+        counters.get("XfrmInStateExpired", 0) == 0, text
+
+
+def test_many_child_sas(net, tmp_path):
+    """50 CHILD_SAs for 50 pairs of subnets at once (one IKE_SA), traffic on
+    each."""
+    def children(mine, theirs):
+        return "\n".join(
+            "      c%d {\n        local_ts = %s.%d.0/24\n        remote_ts = %s.%d.0/24\n"
+            "        esp_proposals = aes128gcm16\n      }" % (i, mine, i, theirs, i)
+            for i in range(50))
+    t = Tunnel(net, tmp_path, gw_extra="[route hosts]\nprefix = 10.11.0.0/16\nvia = %s\n"
+               "port = 0\n" % HOST)
+    try:
+        for c, kids in ((t.gw, children("10.11", "10.12")), (t.peer, children("10.12", "10.11"))):
+            path = os.path.join(c.dir, "swanctl.conf")
+            conf = open(path).read().replace("    children {\n", "    children {\n" + kids + "\n", 1)
+            open(path, "w").write(conf)
+            c.load()
+        for i in range(50):
+            ns_sh(net["host"], "ip addr add 10.11.%d.1/32 dev lo" % i)
+            ns_sh(net["peer"], "ip addr add 10.12.%d.1/32 dev lo" % i)
+        t.initiate()
+        for i in range(50):
+            r = t.peer.swanctl("--initiate --child c%d --timeout 20" % i, check=False, timeout=40)
+            assert "initiate completed successfully" in r.stdout, r.stdout + r.stderr
+        assert "SAD count 102" in t.ip("xfrm state count")
+        assert received(ping(net, 2)) >= 1   # neighbours learnt
+        lost = []
+        for i in range(50):
+            r = ns_sh(net["host"], "ping -c 2 -i 0.2 -W 2 -I 10.11.%d.1 10.12.%d.1" % (i, i),
+                      check=False)
+            if received(r) < 1:
+                lost.append(i)
+        assert not lost, lost
+    finally:
+        text, counters = t.close()
+    assert counters.get("XgOutEncrypted", 0) >= 100, text
