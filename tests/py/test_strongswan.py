@@ -61,11 +61,12 @@ connections {
     proposals = aes128-sha256-modp2048
     %(encap)s
     local {
-      auth = psk
+      auth = %(auth)s
       id = %(me)s
+      %(certs)s
     }
     remote {
-      auth = psk
+      auth = %(auth)s
       id = %(them)s
     }
     children {
@@ -140,16 +141,25 @@ def net():
 class Charon:
     """A charon in a namespace, with a private /run (its pid file)."""
 
-    def __init__(self, ns, workdir, plugins, env=None, routes="no", table="0", **conn):
+    def __init__(self, ns, workdir, plugins, env=None, routes="no", table="0", creds=None,
+                 **conn):
         self.dir = workdir
         os.makedirs(workdir, exist_ok=True)
+        conn.setdefault("auth", "psk")
+        conn.setdefault("certs", "")
+        for sub, files in (creds or {}).items():   # x509, x509ca, private
+            os.makedirs(os.path.join(workdir, sub), exist_ok=True)
+            for name, data in files.items():
+                with open(os.path.join(workdir, sub, name), "wb") as f:
+                    f.write(data)
         with open(os.path.join(workdir, "strongswan.conf"), "w") as f:
             f.write(STRONGSWAN_CONF % dict(plugins=plugins, dir=workdir, routes=routes,
                                            table=table))
         with open(os.path.join(workdir, "swanctl.conf"), "w") as f:
             f.write(SWANCTL_CONF % conn)
         self.ns = ns
-        e = dict(os.environ, STRONGSWAN_CONF=os.path.join(workdir, "strongswan.conf"))
+        e = dict(os.environ, STRONGSWAN_CONF=os.path.join(workdir, "strongswan.conf"),
+                 SWANCTL_DIR=workdir)
         e.update(env or {})
         self.env = e
         self.proc = subprocess.Popen(
@@ -165,7 +175,7 @@ class Charon:
             timeout=timeout)
 
     def load(self):
-        r = self.swanctl("--load-all --noprompt --file %s/swanctl.conf" % self.dir)
+        r = self.swanctl("--load-all --noprompt")
         assert "loaded connection 'net'" in r.stdout, r.stdout + r.stderr
 
     def log(self, tail=6000):
@@ -231,7 +241,7 @@ class Tunnel:
     """xfrmgw and both charons; the connection loaded on both sides."""
 
     def __init__(self, net, tmp_path, esp="aes128gcm16", gw_child="", peer_child="",
-                 gw_ike="", gw_start="none", gw_extra=""):
+                 gw_ike="", gw_start="none", gw_extra="", certs=None):
         if not os.path.exists(CHARON) or not os.path.exists(SWANCTL):
             pytest.fail("strongSwan is not installed (scripts/install-deps.sh)")
         self.net, self.tmp = net, tmp_path
@@ -242,6 +252,10 @@ class Tunnel:
                             lts="10.1.0.0/16", rts="10.2.0.0/16", start=gw_start)
         self.peer_conf = dict(esp=esp, child_extra=peer_child, encap="", me=PEER, them=GW_WAN,
                               lts="10.2.0.0/16", rts="10.1.0.0/16", start="none")
+        self.certs = certs
+        if certs:
+            self.gw_conf.update(auth="pubkey", certs="certs = gw.pem", creds=certs["gw"])
+            self.peer_conf.update(auth="pubkey", certs="certs = peer.pem", creds=certs["peer"])
         self.start_gw()
         self.peer = Charon(net["peer"], str(tmp_path / "peer-charon"),
                            PLUGINS + " kernel-libipsec kernel-netlink", routes="yes",
@@ -269,6 +283,46 @@ class Tunnel:
             if c:
                 c.stop()
         return stop_gateway(self.p, self.log)
+
+
+def make_certs():
+    """A CA and one certificate for each end, its IP address as identity."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def pem(obj):
+        return obj.public_bytes(serialization.Encoding.PEM)
+
+    now = datetime.datetime.utcnow()
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("xfrmgw test CA"))
+          .issuer_name(name("xfrmgw test CA")).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    out = {}
+    for who, ip, serial in (("gw", GW_WAN, 2), ("peer", PEER, 3)):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder().subject_name(name(ip)).issuer_name(ca.subject)
+                .public_key(key.public_key()).serial_number(serial)
+                .not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        out[who] = {"x509ca": {"ca.pem": pem(ca)}, "x509": {who + ".pem": pem(cert)},
+                    "private": {who + ".key": key.private_bytes(
+                        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption())}}
+    return out
 
 
 def transfer(net, src_ns, src_ip, dst_ns, dst_ip, size=4 << 20):
@@ -321,6 +375,20 @@ def test_libipsec_peer_psk(net, tmp_path, esp):
     assert counters.get("XgOutEncrypted", 0) >= 1000 and counters.get("XgInDecrypted", 0) >= 1000, \
         text
     assert counters.get("XgExceptionIn", 0) >= 2, text
+
+
+def test_libipsec_peer_certificates(net, tmp_path):
+    """IKEv2 with X.509 certificates (ECDSA, a common CA, the addresses as
+    identities) instead of a PSK; traffic through the data plane."""
+    t = Tunnel(net, tmp_path, certs=make_certs())
+    try:
+        t.initiate()
+        assert received(ping(net, 6)) >= 4
+        log = t.gw.log(None)
+    finally:
+        text, counters = t.close()
+    assert re.search(r"authentication of '%s' with ECDSA\S* successful" % PEER, log), log[-3000:]
+    assert "authentication of '%s' (myself) with ECDSA" % GW_WAN in log, log[-3000:]
 
 
 def test_rekey_under_traffic(net, tmp_path):
