@@ -24,11 +24,12 @@ def available():
     return os.path.exists("/usr/bin/linux.uml") and glob.glob("/usr/lib/uml/modules/*")
 
 
-def run(commands, timeout=240, tap=None):
+def run(commands, timeout=240, tap=None, netns=None):
     """Run each command (a shell string) in one UML boot.
 
     With @p tap, the UML kernel's vec0 is attached to that (existing) host
-    TAP device. Returns a list of (rc, stdout, stderr) in the same order.
+    TAP device, looked up in network namespace @p netns if given. Returns a
+    list of (rc, stdout, stderr) in the same order.
     """
     work = tempfile.mkdtemp(prefix="xg-uml-", dir="/tmp")
     init = os.path.join(work, "init.sh")
@@ -57,7 +58,8 @@ def run(commands, timeout=240, tap=None):
     os.chmod(init, 0o755)
     console = os.path.join(work, "console")
     with open(console, "w") as con:
-        subprocess.run(["linux.uml", "mem=256M", "rootfstype=hostfs", "rootflags=/", "rw",
+        subprocess.run((["ip", "netns", "exec", netns] if netns else []) +
+                       ["linux.uml", "mem=256M", "rootfstype=hostfs", "rootflags=/", "rw",
                         "init=" + init, "con=null", "con0=fd:0,fd:1"] +
                        (["vec0:transport=tap,ifname=" + tap] if tap else []),
                        stdin=subprocess.DEVNULL, stdout=con, stderr=subprocess.STDOUT,
