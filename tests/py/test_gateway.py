@@ -729,12 +729,29 @@ def test_nat_traversal(topo, tmp_path):
         assert [bytes(f[UDP].payload) for f in got] == [b"moved"]
         line = listener.stdout.readline().split()
         assert line == ["38", "0x200", "2", PEER, "4501", PEER, "4999"], line
+        # The key manager follows the NAT (UPDSA of the ports, as charon does):
+        # the reply traffic goes to the new port, and packets from it are no
+        # longer news.
+        ipx(env, "xfrm state update src %s dst %s proto esp spi 0x100 reqid 1 mode tunnel "
+            "aead 'rfc4106(gcm(aes))' %s 128 encap espinudp 4500 4999 0.0.0.0"
+            % (GW_WAN, PEER, KEY))
+        ipx(env, "xfrm state update src %s dst %s proto esp spi 0x200 reqid 2 mode tunnel "
+            "replay-window 32 aead 'rfc4106(gcm(aes))' %s 128 encap espinudp 4999 4500 0.0.0.0"
+            % (PEER, GW_WAN, KEY))
+        time.sleep(0.5)
+        got = [f for f in exchange(t, tmp_path, "lan", [Ether(src=lan_mac, dst=gw_lan_mac) /
+                                                        inner[0]])
+               if f.haslayer(UDP) and f[IP].src == GW_WAN]
+        assert [(f[UDP].sport, f[UDP].dport) for f in got] == [(4500, 4999)]
+        got = [f for f in exchange(t, tmp_path, "wan", [natt(4, sport=4999, data=b"settled")])
+               if f.haslayer(UDP) and f[IP].dst == LANHOST]
+        assert [bytes(f[UDP].payload) for f in got] == [b"settled"]
     finally:
         if listener:
             listener.kill()
             listener.wait()
         rc, text, counters = stop_gateway(p, log)
     assert rc == 0, text
-    assert counters.get("XgInDecrypted") == 3, text
+    assert counters.get("XgInDecrypted") == 4, text
     assert counters.get("XfrmInStateMismatch") == 1, text
     assert counters.get("XgLocalIn") == 2, text
