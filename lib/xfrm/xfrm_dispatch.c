@@ -99,7 +99,7 @@ static const struct link links[MSG_INDEX(XFRM_MSG_MAX) + 1] = {
 	[MSG_INDEX(XFRM_MSG_GETAE)] = { xg_ae_get, NULL, sizeof(struct xfrm_aevent_id),
 					false },
 	[MSG_INDEX(XFRM_MSG_REPORT)] = { NULL, NULL, sizeof(struct xfrm_user_report), false },
-	[MSG_INDEX(XFRM_MSG_MIGRATE)] = { not_supported, NULL,
+	[MSG_INDEX(XFRM_MSG_MIGRATE)] = { xg_migrate, NULL,
 					  sizeof(struct xfrm_userpolicy_id), false },
 	[MSG_INDEX(XFRM_MSG_NEWSADINFO)] = { NULL, NULL, 0, false },
 	[MSG_INDEX(XFRM_MSG_GETSADINFO)] = { xg_sadinfo_get, NULL, sizeof(uint32_t), false },

@@ -93,8 +93,8 @@ verify_newpolicy(const struct xfrm_userpolicy_info *p, struct xg_extack *e)
 	return 0;
 }
 
-static int
-policy_type(const struct xg_nla *tb, uint8_t *type, struct xg_extack *e)
+int
+xg_policy_type(const struct xg_nla *tb, uint8_t *type, struct xg_extack *e)
 {
 	struct xfrm_userpolicy_type upt = { .type = XFRM_POLICY_TYPE_MAIN };
 
@@ -216,7 +216,7 @@ construct(const struct xfrm_userpolicy_info *p, const struct xg_nla *tb, struct 
 	pol->flags = p->flags;
 	pol->family = p->sel.family;
 	pol->dir = p->dir;
-	err = policy_type(tb, &pol->type, e);
+	err = xg_policy_type(tb, &pol->type, e);
 	if (!err)
 		err = copy_tmpl(pol, &tb[XFRMA_TMPL], p->dir, e);
 	if (err) {
@@ -437,7 +437,7 @@ xg_pol_get(struct xg_req *r)
 	uint8_t type;
 	int err;
 
-	err = policy_type(r->tb, &type, &r->ext);
+	err = xg_policy_type(r->tb, &type, &r->ext);
 	if (!err)
 		err = verify_dir(p->dir, &r->ext);
 	if (err)
@@ -479,7 +479,7 @@ xg_pol_flush(struct xg_req *r)
 	uint8_t type;
 	int cnt = 0, err;
 
-	err = policy_type(r->tb, &type, &r->ext);
+	err = xg_policy_type(r->tb, &type, &r->ext);
 	if (err)
 		return err;
 	for (w = r->x->pol_all.next; w != &r->x->pol_all; w = next) {

@@ -200,6 +200,14 @@ int xg_spdinfo_set(struct xg_req *r);
 int xg_default_set(struct xg_req *r);
 int xg_default_get(struct xg_req *r);
 struct xg_policy *xg_pol_byidx(struct xg_xfrm *x, uint32_t index);
+/* copy_from_user_policy_type(): XFRMA_POLICY_TYPE, main by default. */
+int xg_policy_type(const struct xg_nla *tb, uint8_t *type, struct xg_extack *e);
+int xg_migrate(struct xg_req *r);
+/* A deep copy of @p o (keys included), not linked anywhere. */
+struct xg_sa *xg_sa_clone(const struct xg_sa *o);
+void xg_sa_unlink_free(struct xg_xfrm *x, struct xg_sa *sa);
+/* xfrm_state_lookup(): is the (daddr, spi, proto, family, mark) of @p sa taken? */
+bool xg_sa_exists(struct xg_xfrm *x, const struct xg_sa *sa);
 unsigned int xg_pol_tick(struct xg_xfrm *x, uint64_t now);
 void xg_pol_to_user(const struct xg_policy *p, struct xfrm_userpolicy_info *u);
 void xg_pol_put_attrs(const struct xg_policy *p, struct xg_nlbuf *b);

@@ -1431,3 +1431,56 @@ xg_xfrm_mapping(struct xg_xfrm *x, uint64_t uid, const xfrm_address_t *saddr, ui
 		x->ops.multicast(x->ops.ctx, 1u << (XFRMNLGRP_MAPPING - 1), buf, len);
 	return 0;
 }
+
+static void *
+dup_mem(const void *p, size_t len)
+{
+	void *q;
+
+	if (p == NULL)
+		return NULL;
+	q = malloc(len);
+	if (q)
+		memcpy(q, p, len);
+	return q;
+}
+
+struct xg_sa *
+xg_sa_clone(const struct xg_sa *o)
+{
+	struct xg_sa *sa = malloc(sizeof(*sa));
+
+	if (sa == NULL)
+		return NULL;
+	*sa = *o;
+	sa->hnext = NULL;
+	xg_walk_init(&sa->all);
+	sa->new_mapping = 0;
+	sa->new_mapping_sport = 0;
+	sa->aead = o->aead ? dup_mem(o->aead, sizeof(*o->aead) + (o->aead->alg_key_len + 7) / 8) :
+			     NULL;
+	sa->aalg = o->aalg ? dup_mem(o->aalg, sizeof(*o->aalg) + (o->aalg->alg_key_len + 7) / 8) :
+			     NULL;
+	sa->ealg = o->ealg ? dup_mem(o->ealg, sizeof(*o->ealg) + (o->ealg->alg_key_len + 7) / 8) :
+			     NULL;
+	sa->replay_esn = o->replay_esn ? dup_mem(o->replay_esn, esn_len(o->replay_esn)) : NULL;
+	if ((o->aead && !sa->aead) || (o->aalg && !sa->aalg) || (o->ealg && !sa->ealg) ||
+	    (o->replay_esn && !sa->replay_esn)) {
+		xg_sa_free(sa);
+		return NULL;
+	}
+	return sa;
+}
+
+void
+xg_sa_unlink_free(struct xg_xfrm *x, struct xg_sa *sa)
+{
+	sa_drop(x, sa);
+}
+
+bool
+xg_sa_exists(struct xg_xfrm *x, const struct xg_sa *sa)
+{
+	return sa_lookup(x, sa->mark.v & sa->mark.m, &sa->id.daddr, sa->id.spi, sa->id.proto,
+			 sa->family) != NULL;
+}

@@ -50,6 +50,16 @@ LTIME = struct.pack("=QQQQ", 1000, 10, 1700000000, 1700000100)
 ESN = struct.pack("=6I", 1, 5, 0, 9, 0, 32) + b"\x1f\0\0\0"
 
 
+def mig(od, os_, nd, ns_, reqid=1):
+    """xfrm_user_migrate: old and new tunnel endpoints of ESP tunnel SAs."""
+    return struct.pack("=16s16s16s16sBBHIHH", nl.addr(od), nl.addr(os_), nl.addr(nd),
+                       nl.addr(ns_), 50, 1, 0, reqid, 2, 2)
+
+
+def sa_id_at(daddr, spi):
+    return nl.addr(daddr) + struct.pack("!I", spi) + struct.pack("=HB", 2, 50) + b"\0"
+
+
 def bad_len(data, ln):
     return struct.pack("=I", ln) + data[4:]
 
@@ -103,6 +113,30 @@ CASES = {
           ACK | nl.NLM_F_REPLACE),                                 # bitmap longer than SA's
         m(nl.XFRM_MSG_GETAE, ae_id(0x902), nl.NLM_F_REQUEST),
         m(nl.XFRM_MSG_FLUSHSA, b"\0"),
+    ],
+    # MIGRATE (MOBIKE): the SA is cloned to the new endpoints and the old one
+    # removed, the policy's template rewritten; the errors of xfrm_migrate().
+    "migrate": [
+        m(nl.XFRM_MSG_NEWSA, nl.sa_info("10.0.0.1", "10.0.0.2", 0x300, reqid=1) + nl.aead_gcm()),
+        m(nl.XFRM_MSG_NEWPOLICY, pol() + nl.attr(nl.XFRMA_TMPL, TMPL)),
+        m(nl.XFRM_MSG_MIGRATE, nl.policy_id(SEL, 1)),                       # no MIGRATE attribute
+        m(nl.XFRM_MSG_MIGRATE, nl.policy_id(SEL, 1) +
+          nl.attr(nl.XFRMA_MIGRATE, mig("10.0.0.2", "10.0.0.1", "10.0.0.6", "10.0.0.5"))),
+        m(nl.XFRM_MSG_GETSA, sa_id(0x300), nl.NLM_F_REQUEST),
+        m(nl.XFRM_MSG_GETSA, sa_id_at("10.0.0.6", 0x300), nl.NLM_F_REQUEST),
+        m(nl.XFRM_MSG_GETPOLICY, nl.policy_id(SEL, 1), nl.NLM_F_REQUEST),
+        m(nl.XFRM_MSG_MIGRATE, nl.policy_id(SEL, 2) +                       # no such policy
+          nl.attr(nl.XFRMA_MIGRATE, mig("10.0.0.6", "10.0.0.5", "10.0.0.8", "10.0.0.7"))),
+        m(nl.XFRM_MSG_MIGRATE, nl.policy_id(SEL, 1) +                       # new address 0
+          nl.attr(nl.XFRMA_MIGRATE, mig("10.0.0.6", "10.0.0.5", "0.0.0.0", "10.0.0.7"))),
+        m(nl.XFRM_MSG_MIGRATE, nl.policy_id(SEL, 1) +                       # no template matches
+          nl.attr(nl.XFRMA_MIGRATE, mig("10.9.9.9", "10.9.9.8", "10.0.0.8", "10.0.0.7"))),
+        m(nl.XFRM_MSG_MIGRATE, nl.policy_id(SEL, 1) +                       # the same one twice
+          nl.attr(nl.XFRMA_MIGRATE, mig("10.0.0.6", "10.0.0.5", "10.0.0.8", "10.0.0.7") * 2)),
+        m(nl.XFRM_MSG_MIGRATE, nl.policy_id(SEL, 1) + nl.attr(nl.XFRMA_MIGRATE, b"short")),
+        m(nl.XFRM_MSG_GETSA, b"", nl.NLM_F_REQUEST | nl.NLM_F_DUMP),
+        m(nl.XFRM_MSG_FLUSHSA, b"\0"),
+        m(nl.XFRM_MSG_FLUSHPOLICY, b""),
     ],
     "framing": [
         b"\x01\x02\x03",                                          # shorter than a header
@@ -191,6 +225,15 @@ def results(tmp_path_factory):
     finally:
         d.stop()
     return dict(zip(CASES, zip(kernel, gw)))
+
+
+def test_migrate_really_moved(results):
+    # The reference did migrate: ack, old SA gone, new one there.
+    kernel, _ = results["migrate"]
+    assert kernel[3][0][4] == 0, kernel[3]                # MIGRATE acked
+    assert kernel[4][0][4] == -3, kernel[4]               # old: ESRCH
+    assert kernel[5][0][0] == nl.XFRM_MSG_NEWSA, kernel[5]   # new: the state
+    assert [a[0][4] for a in kernel[7:11]] == [-2, -22, -61, -22], kernel[7:11]
 
 
 @pytest.mark.parametrize("case", list(CASES))
