@@ -412,6 +412,9 @@ xg_pol_new(struct xg_req *r)
 	return 0;
 }
 
+static void send_polexpire(struct xg_xfrm *x, const struct xg_policy *p, bool hard,
+			   uint32_t pid);
+
 static struct xg_policy *
 lookup_byid(struct xg_xfrm *x, const struct xfrm_mark *m, uint32_t if_id, uint8_t type,
 	    uint8_t dir, uint32_t index)
@@ -426,12 +429,12 @@ lookup_byid(struct xg_xfrm *x, const struct xfrm_mark *m, uint32_t if_id, uint8_
 	return NULL;
 }
 
-int
-xg_pol_get(struct xg_req *r)
+/* xfrm_get_policy()'s lookup: by index, else by selector (and security
+ * context, of which only the length is checked). */
+static int
+find_policy(struct xg_req *r, const struct xfrm_selector *sel, uint32_t index, uint8_t dir,
+	    struct xg_policy **pol)
 {
-	const struct xfrm_userpolicy_id *p = r->data;
-	bool del = r->nlh->nlmsg_type == XFRM_MSG_DELPOLICY;
-	struct xg_policy *pol;
 	struct xfrm_mark m;
 	uint32_t if_id = 0;
 	uint8_t type;
@@ -439,23 +442,34 @@ xg_pol_get(struct xg_req *r)
 
 	err = xg_policy_type(r->tb, &type, &r->ext);
 	if (!err)
-		err = verify_dir(p->dir, &r->ext);
+		err = verify_dir(dir, &r->ext);
 	if (err)
 		return err;
 	if (r->tb[XFRMA_IF_ID].data)
 		if_id = xg_attr_u32(&r->tb[XFRMA_IF_ID]);
 	xg_mark_get(r->tb, &m);
-	if (p->index) {
-		pol = lookup_byid(r->x, &m, if_id, type, p->dir, p->index);
+	if (index) {
+		*pol = lookup_byid(r->x, &m, if_id, type, dir, index);
 	} else {
 		err = xg_sec_ctx_verify(r->tb, &r->ext);
 		if (err)
 			return err;
-		pol = bysel(r->x, type, p->dir, &p->sel, &m, if_id);
+		*pol = bysel(r->x, type, dir, sel, &m, if_id);
 	}
-	if (pol == NULL)
-		return -ENOENT;
-	if (!del) {
+	return *pol ? 0 : -ENOENT;
+}
+
+int
+xg_pol_get(struct xg_req *r)
+{
+	const struct xfrm_userpolicy_id *p = r->data;
+	struct xg_policy *pol;
+	int err;
+
+	err = find_policy(r, &p->sel, p->index, p->dir, &pol);
+	if (err)
+		return err;
+	if (r->nlh->nlmsg_type == XFRM_MSG_GETPOLICY) {
 		uint8_t buf[XG_MSG_MAX];
 		struct xg_nlbuf b = { .buf = buf, .cap = sizeof(buf) };
 		size_t len = xg_pol_fill(pol, &b, XFRM_MSG_NEWPOLICY, 0, r->nlh->nlmsg_seq,
@@ -469,6 +483,26 @@ xg_pol_get(struct xg_req *r)
 	unlink_policy(r->x, pol);
 	notify(r, pol, XFRM_MSG_DELPOLICY);
 	free(pol);
+	return 0;
+}
+
+/* xfrm_add_pol_expire(): the key manager expires a policy itself; a hard
+ * expiry deletes it (no DELPOLICY event), and POLEXPIRE carries its pid. */
+int
+xg_pol_expire(struct xg_req *r)
+{
+	const struct xfrm_user_polexpire *up = r->data;
+	struct xg_policy *pol;
+	int err;
+
+	err = find_policy(r, &up->pol.sel, up->pol.index, up->pol.dir, &pol);
+	if (err)
+		return err;
+	if (up->hard)
+		unlink_policy(r->x, pol);
+	send_polexpire(r->x, pol, up->hard, r->nlh->nlmsg_pid);
+	if (up->hard)
+		free(pol);
 	return 0;
 }
 
@@ -632,14 +666,14 @@ xg_xfrm_default_block(const struct xg_xfrm *x, uint8_t dir)
 
 /* build_polexpire(): the policy, its templates and type, mark, if_id. */
 static void
-send_polexpire(struct xg_xfrm *x, const struct xg_policy *p, bool hard)
+send_polexpire(struct xg_xfrm *x, const struct xg_policy *p, bool hard, uint32_t pid)
 {
 	uint8_t buf[XG_MSG_MAX];
 	struct xg_nlbuf b = { .buf = buf, .cap = sizeof(buf) };
 	struct xfrm_user_polexpire upe;
 	struct nlmsghdr *nlh;
 
-	nlh = xg_nl_put_hdr(&b, XFRM_MSG_POLEXPIRE, 0, 0, 0, sizeof(upe));
+	nlh = xg_nl_put_hdr(&b, XFRM_MSG_POLEXPIRE, 0, 0, pid, sizeof(upe));
 	if (nlh == NULL)
 		return;
 	memset(&upe, 0, sizeof(upe));
@@ -683,7 +717,7 @@ xg_pol_tick(struct xg_xfrm *x, uint64_t now)
 		if (past(p->curlft.add_time, (uint32_t)p->lft.hard_add_expires_seconds, now) ||
 		    past(used, (uint32_t)p->lft.hard_use_expires_seconds, now)) {
 			unlink_policy(x, p);
-			send_polexpire(x, p, true);
+			send_polexpire(x, p, true, 0);
 			free(p);
 			n++;
 			continue;
@@ -692,7 +726,7 @@ xg_pol_tick(struct xg_xfrm *x, uint64_t now)
 		     past(used, (uint32_t)p->lft.soft_use_expires_seconds, now)) &&
 		    (p->soft_warned == 0 || now >= p->soft_warned + KM_TIMEOUT)) {
 			p->soft_warned = now;
-			send_polexpire(x, p, false);
+			send_polexpire(x, p, false, 0);
 		}
 	}
 	return n;

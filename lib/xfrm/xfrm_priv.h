@@ -180,6 +180,7 @@ int xg_sa_flush(struct xg_req *r);
 int xg_sa_dump_start(struct xg_req *r);
 int xg_sa_allocspi(struct xg_req *r);
 int xg_ae_get(struct xg_req *r);
+int xg_sa_expire(struct xg_req *r);
 int xg_ae_new(struct xg_req *r);
 int xg_sadinfo_get(struct xg_req *r);
 bool xg_sa_dump_match(const struct xg_xfrm_dump *d, const struct xg_sa *sa);
@@ -193,6 +194,7 @@ bool xg_selector_match(const struct xfrm_selector *sel, const struct xg_flow *f)
 
 int xg_pol_new(struct xg_req *r);
 int xg_pol_get(struct xg_req *r);
+int xg_pol_expire(struct xg_req *r);
 int xg_pol_flush(struct xg_req *r);
 int xg_pol_dump_start(struct xg_req *r);
 int xg_spdinfo_get(struct xg_req *r);

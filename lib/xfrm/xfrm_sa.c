@@ -1138,12 +1138,12 @@ xg_sadinfo_get(struct xg_req *r)
 
 /* build_expire(): the state, hard or not, then its mark and if_id. */
 static size_t
-expire_fill(const struct xg_sa *sa, bool hard, struct xg_nlbuf *b)
+expire_fill(const struct xg_sa *sa, bool hard, uint32_t pid, struct xg_nlbuf *b)
 {
 	struct xfrm_user_expire ue;
 	struct nlmsghdr *nlh;
 
-	nlh = xg_nl_put_hdr(b, XFRM_MSG_EXPIRE, 0, 0, 0, sizeof(ue));
+	nlh = xg_nl_put_hdr(b, XFRM_MSG_EXPIRE, 0, 0, pid, sizeof(ue));
 	if (nlh == NULL)
 		return 0;
 	memset(&ue, 0, sizeof(ue));
@@ -1159,11 +1159,11 @@ expire_fill(const struct xg_sa *sa, bool hard, struct xg_nlbuf *b)
 }
 
 static void
-send_expire(struct xg_xfrm *x, const struct xg_sa *sa, bool hard)
+send_expire(struct xg_xfrm *x, const struct xg_sa *sa, bool hard, uint32_t pid)
 {
 	uint8_t buf[512];
 	struct xg_nlbuf b = { .buf = buf, .cap = sizeof(buf) };
-	size_t len = expire_fill(sa, hard, &b);
+	size_t len = expire_fill(sa, hard, pid, &b);
 
 	if (len == 0)
 		return;
@@ -1227,14 +1227,14 @@ xg_xfrm_tick(struct xg_xfrm *x, uint64_t now)
 			/* Packet by packet, the kernel passes a lower soft byte or
 			 * packet limit first; a report may have crossed both. */
 			if (!sa->dying && soft_count(sa))
-				send_expire(x, sa, false);
-			send_expire(x, sa, true);
+				send_expire(x, sa, false, 0);
+			send_expire(x, sa, true, 0);
 			sa_drop(x, sa);
 			n++;
 			break;
 		case EXP_SOFT:
 			sa->dying = true;
-			send_expire(x, sa, false);
+			send_expire(x, sa, false, 0);
 			break;
 		default:
 			break;
@@ -1483,4 +1483,26 @@ xg_sa_exists(struct xg_xfrm *x, const struct xg_sa *sa)
 {
 	return sa_lookup(x, sa->mark.v & sa->mark.m, &sa->id.daddr, sa->id.spi, sa->id.proto,
 			 sa->family) != NULL;
+}
+
+/* xfrm_add_sa_expire(): the key manager expires an SA itself; EXPIRE
+ * carries its pid, and a hard one deletes the SA (no DELSA event). */
+int
+xg_sa_expire(struct xg_req *r)
+{
+	const struct xfrm_user_expire *ue = r->data;
+	struct xfrm_mark m;
+	struct xg_sa *sa;
+
+	xg_mark_get(r->tb, &m);
+	sa = sa_lookup(r->x, m.v & m.m, &ue->state.id.daddr, ue->state.id.spi,
+		       ue->state.id.proto, ue->state.family);
+	if (sa == NULL)
+		return -ENOENT;
+	if (sa->larval)
+		return -EINVAL;
+	send_expire(r->x, sa, ue->hard, r->nlh->nlmsg_pid);
+	if (ue->hard)
+		sa_drop(r->x, sa);
+	return 0;
 }

@@ -138,6 +138,23 @@ CASES = {
         m(nl.XFRM_MSG_FLUSHSA, b"\0"),
         m(nl.XFRM_MSG_FLUSHPOLICY, b""),
     ],
+    # EXPIRE and POLEXPIRE sent by a key manager: soft ones only announce,
+    # hard ones delete.
+    "expire_requests": [
+        m(nl.XFRM_MSG_NEWSA, sa(0x400)),
+        m(nl.XFRM_MSG_EXPIRE, nl.sa_info("10.0.0.1", "10.0.0.2", 0x400) + b"\0" * 8),
+        m(nl.XFRM_MSG_GETSA, sa_id(0x400), nl.NLM_F_REQUEST),
+        m(nl.XFRM_MSG_EXPIRE, nl.sa_info("10.0.0.1", "10.0.0.2", 0x400) + b"\1" + b"\0" * 7),
+        m(nl.XFRM_MSG_GETSA, sa_id(0x400), nl.NLM_F_REQUEST),
+        m(nl.XFRM_MSG_EXPIRE, nl.sa_info("10.0.0.1", "10.0.0.2", 0x400) + b"\1" + b"\0" * 7),
+        m(nl.XFRM_MSG_NEWPOLICY, pol()),
+        m(nl.XFRM_MSG_POLEXPIRE, pol() + b"\0" * 8),
+        m(nl.XFRM_MSG_GETPOLICY, nl.policy_id(SEL, 1), nl.NLM_F_REQUEST),
+        m(nl.XFRM_MSG_POLEXPIRE, pol(5) + b"\1" + b"\0" * 7),             # bad direction
+        m(nl.XFRM_MSG_POLEXPIRE, pol() + b"\1" + b"\0" * 7),
+        m(nl.XFRM_MSG_GETPOLICY, nl.policy_id(SEL, 1), nl.NLM_F_REQUEST),
+        m(nl.XFRM_MSG_POLEXPIRE, pol() + b"\1" + b"\0" * 7),
+    ],
     "framing": [
         b"\x01\x02\x03",                                          # shorter than a header
         bad_len(m(nl.XFRM_MSG_GETSPDINFO, b"\0" * 4), 12),        # nlmsg_len < 16
@@ -234,6 +251,9 @@ def test_migrate_really_moved(results):
     assert kernel[4][0][4] == -3, kernel[4]               # old: ESRCH
     assert kernel[5][0][0] == nl.XFRM_MSG_NEWSA, kernel[5]   # new: the state
     assert [a[0][4] for a in kernel[7:11]] == [-2, -22, -61, -22], kernel[7:11]
+    kernel, _ = results["expire_requests"]
+    assert [a[0][4] for a in kernel[1:6]] == [0, None, 0, -3, -2], kernel[1:6]
+    assert [a[0][4] for a in kernel[7:13]] == [0, None, -22, 0, -2, -2], kernel[7:13]
 
 
 @pytest.mark.parametrize("case", list(CASES))
