@@ -526,6 +526,23 @@ sa_construct(const struct xfrm_usersa_info *p, const struct xg_nla *tb, struct x
 	if (err)
 		goto fail_free;
 	update_ae_params(sa, tb);
+	/* xfrm_dev_state_add(): what no device can take is refused; the rest
+	 * runs in software here, as on a device without IPsec offload (the
+	 * data plane offloads by itself where a port can). */
+	if (tb[XFRMA_OFFLOAD_DEV].data) {
+		struct xfrm_user_offload xuo;
+
+		xg_attr_copy(&xuo, sizeof(xuo), &tb[XFRMA_OFFLOAD_DEV]);
+		err = -EINVAL;
+		if (sa->has_encap || sa->tfcpad) {
+			e->msg = "Encapsulation and TFC padding can't be offloaded";
+			goto fail_free;
+		}
+		if (xuo.flags & ~(XFRM_OFFLOAD_IPV6 | XFRM_OFFLOAD_INBOUND)) {
+			e->msg = "Unrecognized flags in offload request";
+			goto fail_free;
+		}
+	}
 	return sa;
 
 fail_free:

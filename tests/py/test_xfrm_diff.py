@@ -72,6 +72,16 @@ SCENARIOS = {
         ST + " get src 10.0.0.1 dst 10.0.0.2 proto esp spi 0x5001",
         ST + " list", ST + " count",
     ],
+    # XFRMA_OFFLOAD_DEV: a device without IPsec offload means software, as
+    # here; what can never be offloaded is refused.
+    "offload_dev": [
+        sa("0xa000", "mode tunnel %s %s 128 offload dev lo dir out" % (GCM, K20)),
+        sa("0xa001", "mode tunnel %s %s 128 offload dev lo dir in" % (GCM, K20)),
+        sa("0xa002", "mode tunnel %s %s 128 encap espinudp 4500 4500 0.0.0.0 offload dev lo "
+           "dir out" % (GCM, K20)),
+        sa("0xa003", "mode tunnel %s %s 128 tfcpad 100 offload dev lo dir out" % (GCM, K20)),
+        ST + " list", ST + " count",
+    ],
     # Default actions for packets no policy matches, and their event.
     "default_actions": [
         POL + " getdefault",
