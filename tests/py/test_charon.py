@@ -24,6 +24,7 @@ charon {
   }
   plugins {
     kernel-netlink { timeout = 2000 retries = 3 }
+    kernel-libipsec { load = no }
     vici { socket = unix://%(dir)s/charon.vici }
     stroke { load = no }
   }
