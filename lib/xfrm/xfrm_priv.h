@@ -62,6 +62,8 @@ struct xg_sa {
 	uint64_t lastused;
 	bool larval;            /* km.state ACQ: made by ALLOCSPI/ACQUIRE, no keys yet */
 	uint64_t new_mapping;   /* when the last MAPPING went out (with mapping_maxage) */
+	uint32_t pre_seq, pre_oseq;  /* preplay: the counters the last NEWAE event showed */
+	uint64_t ae_time;       /* when that event went out */
 	uint16_t new_mapping_sport;
 	bool dying;             /* km.dying: the soft EXPIRE was sent */
 	bool has_encap, has_coaddr;

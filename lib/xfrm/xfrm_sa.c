@@ -16,6 +16,7 @@
 #include "xfrm_priv.h"
 #include "xg_prefix.h"
 
+#define KERNEL_HZ 100   /* the reference kernel's tick: ETIMER_THRESH is reported in 1/10 s */
 #define AE_RSEQTH 2                   /* sysctl xfrm_aevent_rseqth default */
 #define AE_ETIME_JIFFIES 100          /* xfrm_aevent_etime (10) * HZ / 10, HZ = 100 */
 #define SAD_HASHMAX (1u << 20)
@@ -1225,6 +1226,48 @@ expiry(const struct xg_sa *sa, uint64_t now)
 	return EXP_NONE;
 }
 
+static size_t aevent_fill(const struct xg_sa *sa, struct xg_nlbuf *b, uint32_t flags,
+			  uint32_t seq, uint32_t pid);
+
+/* xfrm_replay_notify(), for listeners of XFRMNLGRP_AEVENTS (charon's HA
+ * plugin): NEWAE when a counter moved by replay_maxdiff (XFRM_AE_CR), or
+ * when it moved less and replay_maxage passed (XFRM_AE_CE). The counters
+ * reach the model once a second, so events come at most that often. */
+static void
+replay_events(struct xg_xfrm *x, uint64_t now)
+{
+	const uint32_t group = 1u << (XFRMNLGRP_AEVENTS - 1);
+	struct xg_walk *w;
+
+	if (x->ops.listening == NULL || !x->ops.listening(x->ops.ctx, group))
+		return;
+	for (w = x->sa_all.next; w != &x->sa_all; w = w->next) {
+		struct xg_sa *sa = xg_sa_of(w);
+		uint32_t seq = sa->replay_esn ? sa->replay_esn->seq : sa->replay.seq;
+		uint32_t oseq = sa->replay_esn ? sa->replay_esn->oseq : sa->replay.oseq;
+		uint8_t buf[XG_MSG_MAX];
+		struct xg_nlbuf b = { .buf = buf, .cap = sizeof(buf) };
+		uint32_t event;
+		size_t len;
+
+		if (w->walker || sa->larval || (seq == sa->pre_seq && oseq == sa->pre_oseq))
+			continue;
+		if (sa->replay_maxdiff && (seq - sa->pre_seq >= sa->replay_maxdiff ||
+					   oseq - sa->pre_oseq >= sa->replay_maxdiff))
+			event = XFRM_AE_CR;
+		else if (now >= sa->ae_time + sa->replay_maxage / KERNEL_HZ)
+			event = XFRM_AE_CE;
+		else
+			continue;
+		sa->pre_seq = seq;
+		sa->pre_oseq = oseq;
+		sa->ae_time = now;
+		len = aevent_fill(sa, &b, event, 0, 0);
+		if (len && x->ops.multicast)
+			x->ops.multicast(x->ops.ctx, group, buf, len);
+	}
+}
+
 unsigned int
 xg_xfrm_tick(struct xg_xfrm *x, uint64_t now)
 {
@@ -1257,6 +1300,7 @@ xg_xfrm_tick(struct xg_xfrm *x, uint64_t now)
 			break;
 		}
 	}
+	replay_events(x, now);
 	return n + xg_pol_tick(x, now);
 }
 
@@ -1266,7 +1310,6 @@ xg_xfrm_set_acq_expires(struct xg_xfrm *x, uint32_t seconds)
 	x->acq_expires = seconds;
 }
 
-#define KERNEL_HZ 100   /* the reference kernel's tick: ETIMER_THRESH is reported in 1/10 s */
 
 /* build_aevent(): replay state, current lifetime, the thresholds asked for. */
 static size_t

@@ -249,12 +249,45 @@ test_allocspi(struct xg_xfrm *x)
 }
 
 static bool listening;
+static uint32_t listening_more;   /* further groups someone listens to */
 
 static bool
 on_listening(void *ctx, uint32_t group)
 {
 	(void)ctx;
-	return listening && group == 1u << (XFRMNLGRP_ACQUIRE - 1);
+	return (listening && group == 1u << (XFRMNLGRP_ACQUIRE - 1)) || (group & listening_more);
+}
+
+static void
+give_seq(void *arg, uint64_t uid, struct xg_sa_use *u)
+{
+	(void)arg;
+	(void)uid;
+	u->iseq = 5;
+	u->seen[0] = 0x1f;
+}
+
+/* Replay events for an AEVENTS listener: one when the counters moved by
+ * replay_maxdiff, none while they stand still. */
+static void
+test_aevents(struct xg_xfrm *x)
+{
+	const struct nlmsghdr *nlh = (const void *)last_event;
+	const struct xfrm_aevent_id *id = NLMSG_DATA(nlh);
+	uint64_t now = (uint64_t)time(NULL);
+	int before;
+
+	CHECK(add_gcm_sa(x, 0xae0) == 0);
+	before = nevents;
+	xg_xfrm_report_use(x, give_seq, NULL);
+	CHECK(xg_xfrm_tick(x, now) == 0 && nevents == before);   /* nobody listens */
+	listening_more = 1u << (XFRMNLGRP_AEVENTS - 1);
+	CHECK(xg_xfrm_tick(x, now) == 0 && nevents > before);
+	CHECK(nlh->nlmsg_type == XFRM_MSG_NEWAE && id->flags == XFRM_AE_CR &&
+	      last_group == listening_more);
+	before = nevents;
+	CHECK(xg_xfrm_tick(x, now + 5) == 0 && nevents == before);   /* no change since */
+	listening_more = 0;
 }
 
 /* ACQUIRE: one per template while a larval state stands; none without a
@@ -680,6 +713,7 @@ main(void)
 	test_lifetimes(x);
 	test_allocspi(x);
 	test_acquire(x);
+	test_aevents(x);
 	CHECK(nevents > 0);
 	xg_xfrm_destroy(x);
 	return CHECK_REPORT();
