@@ -479,22 +479,30 @@ def test_rekey_by_volume(net, tmp_path):
         counters.get("XfrmInStateExpired", 0) == 0, text
 
 
+def fifty_children(mine, theirs):
+    return "\n".join(
+        "      c%d {\n        local_ts = %s.%d.0/24\n        remote_ts = %s.%d.0/24\n"
+        "        esp_proposals = aes128gcm16\n      }" % (i, mine, i, theirs, i) for i in range(50))
+
+
+def add_children(conf_dir, kids):
+    path = os.path.join(conf_dir, "swanctl.conf")
+    conf = open(path).read().replace("    children {\n", "    children {\n" + kids + "\n", 1)
+    open(path, "w").write(conf)
+
+
+HOSTS_ROUTE = "[route hosts]\nprefix = 10.11.0.0/16\nvia = %s\nport = 0\n" % HOST
+
+
 def test_many_child_sas(net, tmp_path):
     """50 CHILD_SAs for 50 pairs of subnets at once (one IKE_SA), traffic on
     each."""
-    def children(mine, theirs):
-        return "\n".join(
-            "      c%d {\n        local_ts = %s.%d.0/24\n        remote_ts = %s.%d.0/24\n"
-            "        esp_proposals = aes128gcm16\n      }" % (i, mine, i, theirs, i)
-            for i in range(50))
-    t = Tunnel(net, tmp_path, gw_extra="[route hosts]\nprefix = 10.11.0.0/16\nvia = %s\n"
-               "port = 0\n" % HOST)
+    t = Tunnel(net, tmp_path, gw_extra=HOSTS_ROUTE)
     try:
-        for c, kids in ((t.gw, children("10.11", "10.12")), (t.peer, children("10.12", "10.11"))):
-            path = os.path.join(c.dir, "swanctl.conf")
-            conf = open(path).read().replace("    children {\n", "    children {\n" + kids + "\n", 1)
-            open(path, "w").write(conf)
-            c.load()
+        add_children(t.gw.dir, fifty_children("10.11", "10.12"))
+        t.gw.load()
+        add_children(t.peer.dir, fifty_children("10.12", "10.11"))
+        t.peer.load()
         for i in range(50):
             ns_sh(net["host"], "ip addr add 10.11.%d.1/32 dev lo" % i)
             ns_sh(net["peer"], "ip addr add 10.12.%d.1/32 dev lo" % i)
@@ -562,12 +570,12 @@ class UmlPeer:
     run() executes (UML powers off after the last one)."""
 
     def __init__(self, net, tmp_path, esp="aes128gcm16", gw_child="", gw_ike="",
-                 gw_start="none", certs=None):
+                 gw_start="none", certs=None, gw_extra="", children=None):
         import uml
         if not uml.available():
             pytest.fail("user-mode-linux is not installed (scripts/install-deps.sh)")
         self.net, self.uml = net, uml
-        self.p, self.log, self.sock = start_gateway(net, tmp_path)
+        self.p, self.log, self.sock = start_gateway(net, tmp_path, gw_extra)
         self.env = dict(os.environ, LD_PRELOAD=conftest.PRELOAD, XFRMGW_SOCKET=self.sock)
         auth = dict(auth="pubkey", certs="certs = %s.pem") if certs else dict(auth="psk",
                                                                              certs="")
@@ -578,6 +586,8 @@ class UmlPeer:
                          encap=gw_ike, me=GW_WAN, them=PEER, lts="10.1.0.0/16",
                          rts="10.2.0.0/16", start=gw_start, auth=auth["auth"],
                          certs=auth["certs"] % "gw" if certs else "")
+        if children:
+            add_children(self.gw.dir, children("10.11", "10.12"))
         self.gw.load()
         # The UML side's charon: its files on the host (hostfs root).
         self.dir = d = str(tmp_path / "uml-charon")
@@ -595,6 +605,8 @@ class UmlPeer:
                                         lts="10.2.0.0/16", rts="10.1.0.0/16", start="none",
                                         auth=auth["auth"],
                                         certs=auth["certs"] % "peer" if certs else ""))
+        if children:
+            add_children(d, children("10.12", "10.11"))
         e = "STRONGSWAN_CONF=%s/strongswan.conf SWANCTL_DIR=%s" % (d, d)
         self.swanctl = lambda args: "%s %s %s --uri unix://%s/vici" % (e, SWANCTL, args, d)
         self.setup = [
@@ -760,3 +772,43 @@ def test_linux_kernel_peer_trap(net_uml, tmp_path):
         text, counters = t.close()
     assert "creating acquire job" in log, log[-3000:]
     assert received(subprocess.CompletedProcess([], 0, out, "")) >= 10, out
+
+
+def test_linux_kernel_peer_rekey_by_volume(net_uml, tmp_path):
+    """Soft packet limits from xfrmgw drive charon's rekeys against the
+    Linux peer; no loss, no hard expiry."""
+    t = UmlPeer(net_uml, tmp_path,
+                gw_child="rekey_packets = 50\n        life_packets = 400\n        rand_packets = 0")
+    try:
+        res = t.run([t.initiate, uml_ping(3), uml_ping(200, 0.05)])
+        assert done(res[0]), res[0][1][-2000:]
+        assert received(subprocess.CompletedProcess([], 0, res[2][1], "")) == 200, res[2]
+        log = t.gw.log(None)
+    finally:
+        text, counters = t.close()
+    assert len(re.findall(r"outbound CHILD_SA net\{\d+\} established", log)) >= 3, log[-3000:]
+    assert "hard lifetime" not in text, text
+
+
+def test_linux_kernel_peer_many_child_sas(net_uml, tmp_path):
+    """50 CHILD_SAs with the Linux peer, traffic on each."""
+    net = net_uml
+    t = UmlPeer(net, tmp_path, gw_extra=HOSTS_ROUTE, children=fifty_children)
+    try:
+        for i in range(50):
+            ns_sh(net["host"], "ip addr add 10.11.%d.1/32 dev lo" % i)
+        cmds = [t.initiate, "for i in $(seq 0 49); do ip addr add 10.12.$i.1/32 dev lo; done",
+                "for i in $(seq 0 49); do %s > /dev/null || echo fail $i; done"
+                % t.swanctl("--initiate --child c$i --timeout 20"),
+                uml_ping(2),
+                "for i in $(seq 0 49); do ping -c 2 -i 0.2 -W 2 -I 10.12.$i.1 10.11.$i.1 "
+                "> /dev/null || echo lost $i; done"]
+        res = t.run(cmds)
+        assert done(res[0]), res[0][1][-2000:]
+        assert "fail" not in res[2][1], res[2]
+        assert "lost" not in res[4][1], res[4]
+        sas = t.ip("xfrm state count")
+    finally:
+        text, counters = t.close()
+    assert "SAD count 102" in sas, sas
+    assert counters.get("XgOutEncrypted", 0) >= 100, text
