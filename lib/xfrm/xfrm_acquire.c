@@ -186,3 +186,49 @@ xg_xfrm_acquire(struct xg_xfrm *x, uint32_t index, const struct xg_flow *f,
 		x->ops.multicast(x->ops.ctx, group, buf, len);
 	return 0;
 }
+
+/* xfrm_add_acquire(): a key manager has the "kernel" send ACQUIRE for a
+ * policy it describes, once per template, to the other key managers. */
+int
+xg_acquire_request(struct xg_req *r)
+{
+	const struct xfrm_user_acquire *ua = r->data;
+	const uint32_t group = 1u << (XFRMNLGRP_ACQUIRE - 1);
+	struct xg_policy *pol;
+	struct xfrm_mark mark;
+	struct xg_sa *sa;
+	int err, i;
+
+	sa = calloc(1, sizeof(*sa));
+	if (sa == NULL)
+		return -ENOMEM;
+	xg_mark_get(r->tb, &mark);
+	pol = xg_pol_build(r, &ua->policy, &err);
+	if (pol == NULL) {
+		free(sa);
+		return err;
+	}
+	sa->saddr = ua->saddr;
+	sa->sel = ua->sel;
+	pol->mark = sa->mark = mark;
+	for (i = 0; i < pol->ntmpl; i++) {
+		struct xfrm_user_tmpl *t = &pol->tmpl[i];
+		uint8_t buf[XG_MSG_MAX];
+		struct xg_nlbuf b = { .buf = buf, .cap = sizeof(buf) };
+		size_t len;
+
+		sa->id = t->id;
+		t->aalgos = ua->aalgos;
+		t->ealgos = ua->ealgos;
+		t->calgos = ua->calgos;
+		if (++r->x->acqseq == 0)
+			++r->x->acqseq;
+		sa->seq = r->x->acqseq;
+		len = acquire_fill(sa, pol, t, &b);
+		if (len && r->x->ops.multicast)
+			r->x->ops.multicast(r->x->ops.ctx, group, buf, len);
+	}
+	free(pol);
+	free(sa);
+	return 0;
+}

@@ -60,15 +60,6 @@ struct link {
 	bool spd_attrs;             /* NEWSPDINFO has its own attribute space */
 };
 
-/* Types the kernel handles that xfrmgw does not (yet): answered with
- * -EOPNOTSUPP so that a client can tell "not implemented" from "invalid". */
-static int
-not_supported(struct xg_req *r)
-{
-	r->ext.msg = "Not supported by xfrmgw";
-	return -EOPNOTSUPP;
-}
-
 static const struct link links[MSG_INDEX(XFRM_MSG_MAX) + 1] = {
 	[MSG_INDEX(XFRM_MSG_NEWSA)] = { xg_sa_new, NULL, sizeof(struct xfrm_usersa_info), false },
 	[MSG_INDEX(XFRM_MSG_UPDSA)] = { xg_sa_new, NULL, sizeof(struct xfrm_usersa_info), false },
@@ -85,7 +76,7 @@ static const struct link links[MSG_INDEX(XFRM_MSG_MAX) + 1] = {
 					    sizeof(struct xfrm_userpolicy_id), false },
 	[MSG_INDEX(XFRM_MSG_ALLOCSPI)] = { xg_sa_allocspi, NULL,
 					   sizeof(struct xfrm_userspi_info), false },
-	[MSG_INDEX(XFRM_MSG_ACQUIRE)] = { not_supported, NULL,
+	[MSG_INDEX(XFRM_MSG_ACQUIRE)] = { xg_acquire_request, NULL,
 					  sizeof(struct xfrm_user_acquire), false },
 	[MSG_INDEX(XFRM_MSG_EXPIRE)] = { xg_sa_expire, NULL,
 					 sizeof(struct xfrm_user_expire), false },
@@ -328,13 +319,23 @@ handle(struct xg_req *r)
 	return l->doit(r);
 }
 
+/* rcv_one()'s storage must hold every fixed header of the table above. */
+_Static_assert(sizeof(struct xfrm_user_acquire) >= sizeof(struct xfrm_usersa_info) &&
+	       sizeof(struct xfrm_user_acquire) >= sizeof(struct xfrm_user_expire) &&
+	       sizeof(struct xfrm_user_acquire) >= sizeof(struct xfrm_user_polexpire) &&
+	       sizeof(struct xfrm_user_acquire) >= sizeof(struct xfrm_userspi_info) &&
+	       sizeof(struct xfrm_user_acquire) >= sizeof(struct xfrm_user_report) &&
+	       sizeof(struct xfrm_user_acquire) >= sizeof(struct xfrm_user_mapping),
+	       "the largest fixed XFRM header is xfrm_user_acquire");
+
 /* One message: header already known to fit in the datagram. */
 static void
 rcv_one(struct xg_xfrm *x, const struct xg_xfrm_peer *peer, const struct nlmsghdr *nlh)
 {
-	/* Aligned storage for the fixed header: xfrm_usersa_info holds
-	 * 64-bit fields and the message may sit at any 4-byte offset. */
-	uint64_t fixed[sizeof(struct xfrm_usersa_info) / 8 + 1];
+	/* Aligned storage for the fixed header (the largest is
+	 * xfrm_user_acquire): they hold 64-bit fields and the message may
+	 * sit at any 4-byte offset. */
+	uint64_t fixed[sizeof(struct xfrm_user_acquire) / 8 + 1];
 	struct xg_req r = { .x = x, .peer = peer, .nlh = nlh, .data = fixed };
 	size_t plen = nlh->nlmsg_len - NLMSG_HDRLEN;
 	int err;

@@ -388,6 +388,20 @@ notify(struct xg_req *r, const struct xg_policy *p, uint16_t event)
 		xg_notify(r->x, 1u << (XFRMNLGRP_POLICY - 1), buf, len);
 }
 
+struct xg_policy *
+xg_pol_build(struct xg_req *r, const struct xfrm_userpolicy_info *p, int *errp)
+{
+	int err = verify_newpolicy(p, &r->ext);
+
+	if (!err)
+		err = xg_sec_ctx_verify(r->tb, &r->ext);
+	if (err) {
+		*errp = err;
+		return NULL;
+	}
+	return construct(p, r->tb, &r->ext, errp);
+}
+
 int
 xg_pol_new(struct xg_req *r)
 {
@@ -395,12 +409,7 @@ xg_pol_new(struct xg_req *r)
 	struct xg_policy *pol;
 	int err;
 
-	err = verify_newpolicy(p, &r->ext);
-	if (!err)
-		err = xg_sec_ctx_verify(r->tb, &r->ext);
-	if (err)
-		return err;
-	pol = construct(p, r->tb, &r->ext, &err);
+	pol = xg_pol_build(r, p, &err);
 	if (pol == NULL)
 		return err;
 	err = insert(r->x, pol, r->nlh->nlmsg_type == XFRM_MSG_NEWPOLICY);

@@ -197,6 +197,11 @@ bool xg_selector_match(const struct xfrm_selector *sel, const struct xg_flow *f)
 int xg_pol_new(struct xg_req *r);
 int xg_pol_get(struct xg_req *r);
 int xg_pol_expire(struct xg_req *r);
+/* verify_newpolicy_info(), the security context's length, then
+ * xfrm_policy_construct(): a policy not in any table. */
+struct xg_policy *xg_pol_build(struct xg_req *r, const struct xfrm_userpolicy_info *p,
+			       int *errp);
+int xg_acquire_request(struct xg_req *r);
 int xg_pol_flush(struct xg_req *r);
 int xg_pol_dump_start(struct xg_req *r);
 int xg_spdinfo_get(struct xg_req *r);

@@ -155,6 +155,15 @@ CASES = {
         m(nl.XFRM_MSG_GETPOLICY, nl.policy_id(SEL, 1), nl.NLM_F_REQUEST),
         m(nl.XFRM_MSG_POLEXPIRE, pol() + b"\1" + b"\0" * 7),
     ],
+    # ACQUIRE sent by a key manager: validated like a new policy, then
+    # announced (to nobody here): the answer is the ack.
+    "acquire_request": [
+        m(0x17, nl.addr("10.0.0.2") + struct.pack("=IB3x", 0, 50) + nl.addr("10.0.0.1") + SEL +
+          pol() + struct.pack("=IIII", 0xff, 0xff, 0xff, 0) + nl.attr(nl.XFRMA_TMPL, TMPL)),
+        m(0x17, nl.addr("10.0.0.2") + struct.pack("=IB3x", 0, 50) + nl.addr("10.0.0.1") + SEL +
+          pol(5) + struct.pack("=IIII", 0, 0, 0, 0)),                     # bad direction
+        m(0x17, b"\0" * 100),                                              # too short
+    ],
     "framing": [
         b"\x01\x02\x03",                                          # shorter than a header
         bad_len(m(nl.XFRM_MSG_GETSPDINFO, b"\0" * 4), 12),        # nlmsg_len < 16
@@ -254,6 +263,8 @@ def test_migrate_really_moved(results):
     kernel, _ = results["expire_requests"]
     assert [a[0][4] for a in kernel[1:6]] == [0, None, 0, -3, -2], kernel[1:6]
     assert [a[0][4] for a in kernel[7:13]] == [0, None, -22, 0, -2, -2], kernel[7:13]
+    kernel, _ = results["acquire_request"]
+    assert [a[0][4] for a in kernel] == [0, -22, -22], kernel
 
 
 @pytest.mark.parametrize("case", list(CASES))
