@@ -473,7 +473,7 @@ def test_rekey_by_volume(net, tmp_path):
         log = t.gw.log(None)
     finally:
         text, counters = t.close()
-    assert len(re.findall(r"outbound CHILD_SA net\{\d+\} established", log)) >= 3, log[-3000:]
+    assert len(re.findall(r"outbound CHILD_SA net\{\d+\} established", log)) >= 2, log[-3000:]
     assert "hard lifetime" not in text, text
     assert counters.get("XfrmOutStateExpired", 0) == 0 and \
         counters.get("XfrmInStateExpired", 0) == 0, text
@@ -786,7 +786,7 @@ def test_linux_kernel_peer_rekey_by_volume(net_uml, tmp_path):
         log = t.gw.log(None)
     finally:
         text, counters = t.close()
-    assert len(re.findall(r"outbound CHILD_SA net\{\d+\} established", log)) >= 3, log[-3000:]
+    assert len(re.findall(r"outbound CHILD_SA net\{\d+\} established", log)) >= 2, log[-3000:]
     assert "hard lifetime" not in text, text
 
 
