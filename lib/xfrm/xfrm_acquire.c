@@ -14,14 +14,6 @@
 #include "xfrm_priv.h"
 #include "xg_prefix.h"
 
-static bool
-addr_any(const xfrm_address_t *a, uint16_t family)
-{
-	static const xfrm_address_t zero;
-
-	return memcmp(a, &zero, family == AF_INET ? 4 : 16) == 0;
-}
-
 /* xfrm_state_addr_check(): the destination exact, the source exact or a
  * wildcard on either side. */
 static bool
@@ -29,8 +21,8 @@ addr_check(const struct xg_sa *sa, const xfrm_address_t *daddr, const xfrm_addre
 	   uint16_t family)
 {
 	return xg_addr_equal(&sa->id.daddr, daddr, family) &&
-	       (xg_addr_equal(&sa->saddr, saddr, family) || addr_any(saddr, family) ||
-		addr_any(&sa->saddr, family));
+	       (xg_addr_equal(&sa->saddr, saddr, family) || xg_addr_any(saddr, family) ||
+		xg_addr_any(&sa->saddr, family));
 }
 
 static bool
@@ -96,10 +88,10 @@ tempstate(struct xg_xfrm *x, const struct xg_policy *pol, const struct xfrm_user
 	sa->sel.prefixlen_d = sa->sel.prefixlen_s = plen;
 	sa->sel.proto = f->proto;
 	sa->id = t->id;
-	if (addr_any(&sa->id.daddr, t->family))
+	if (xg_addr_any(&sa->id.daddr, t->family))
 		sa->id.daddr = *daddr;
 	sa->saddr = t->saddr;
-	if (addr_any(&sa->saddr, t->family))
+	if (xg_addr_any(&sa->saddr, t->family))
 		sa->saddr = *saddr;
 	if (t->family == AF_INET) {
 		memset((uint8_t *)&sa->id.daddr + 4, 0, 12);
@@ -164,7 +156,7 @@ xg_xfrm_acquire(struct xg_xfrm *x, uint32_t index, const struct xg_flow *f,
 	 * source from the route when it has none), transport the packet's. */
 	if (t->mode == XFRM_MODE_TUNNEL) {
 		daddr = &t->id.daddr;
-		saddr = addr_any(&t->saddr, t->family) ? local : &t->saddr;
+		saddr = xg_addr_any(&t->saddr, t->family) ? local : &t->saddr;
 	} else {
 		daddr = &f->daddr;
 		saddr = &f->saddr;

@@ -204,6 +204,14 @@ xg_addr_equal(const xfrm_address_t *a, const xfrm_address_t *b, uint16_t family)
 	return a->a4 == b->a4;
 }
 
+bool
+xg_addr_any(const xfrm_address_t *a, uint16_t family)
+{
+	static const xfrm_address_t zero;
+
+	return memcmp(a, &zero, family == AF_INET ? 4 : 16) == 0;
+}
+
 void
 xg_reply(struct xg_req *r, const void *msg, size_t len)
 {

@@ -16,14 +16,6 @@
 
 #define IPSEC_ULPROTO_ANY 255
 
-static bool
-addr_any(const xfrm_address_t *a, uint16_t family)
-{
-	static const xfrm_address_t zero;
-
-	return memcmp(a, &zero, family == AF_INET ? 4 : 16) == 0;
-}
-
 /* xfrm_migrate_check(): new endpoints set, no entry twice. */
 static int
 migrate_check(const struct xfrm_user_migrate *m, int n)
@@ -31,8 +23,8 @@ migrate_check(const struct xfrm_user_migrate *m, int n)
 	int i, j;
 
 	for (i = 0; i < n; i++) {
-		if (addr_any(&m[i].new_daddr, m[i].new_family) ||
-		    addr_any(&m[i].new_saddr, m[i].new_family))
+		if (xg_addr_any(&m[i].new_daddr, m[i].new_family) ||
+		    xg_addr_any(&m[i].new_saddr, m[i].new_family))
 			return -EINVAL;
 		for (j = i + 1; j < n; j++)
 			if (!memcmp(&m[i].old_daddr, &m[j].old_daddr, sizeof(m[i].old_daddr)) &&

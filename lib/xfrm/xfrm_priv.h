@@ -156,6 +156,8 @@ void xg_attr_copy(void *dst, size_t len, const struct xg_nla *a);
 uint32_t xg_attr_u32(const struct xg_nla *a);
 void xg_mark_get(const struct xg_nla *tb, struct xfrm_mark *m);
 bool xg_addr_equal(const xfrm_address_t *a, const xfrm_address_t *b, uint16_t family);
+/* xfrm_addr_any(): the wildcard address of @p family. */
+bool xg_addr_any(const xfrm_address_t *a, uint16_t family);
 /* Selector prefix lengths for @p family (verify_newsa_info/verify_newpolicy_info):
  * 0 or -EINVAL with the kernel's text; an unknown family gets @p bad_family. */
 int xg_selector_verify(const struct xfrm_selector *sel, uint16_t family, bool allow_unspec,
