@@ -899,6 +899,17 @@ copy_to_user(const struct xg_sa *sa, struct xfrm_usersa_info *p)
 	p->seq = sa->seq;
 }
 
+/* The SA's identity as messages carry it (padding zeroed). */
+static void
+sa_id_of(const struct xg_sa *sa, struct xfrm_usersa_id *id)
+{
+	memset(id, 0, sizeof(*id));
+	id->daddr = sa->id.daddr;
+	id->spi = sa->id.spi;
+	id->family = sa->family;
+	id->proto = sa->id.proto;
+}
+
 size_t
 xg_sa_fill(const struct xg_sa *sa, struct xg_nlbuf *b, uint16_t type, uint16_t flags,
 	   uint32_t seq, uint32_t pid)
@@ -909,11 +920,9 @@ xg_sa_fill(const struct xg_sa *sa, struct xg_nlbuf *b, uint16_t type, uint16_t f
 	b->len = 0;
 	b->overflow = 0;
 	if (type == XFRM_MSG_DELSA) {
-		struct xfrm_usersa_id id = { .spi = sa->id.spi };
+		struct xfrm_usersa_id id;
 
-		id.daddr = sa->id.daddr;
-		id.family = sa->family;
-		id.proto = sa->id.proto;
+		sa_id_of(sa, &id);
 		nlh = xg_nl_put_hdr(b, type, flags, seq, pid, sizeof(id));
 		if (nlh)
 			memcpy(NLMSG_DATA(nlh), &id, sizeof(id));
@@ -1323,10 +1332,7 @@ aevent_fill(const struct xg_sa *sa, struct xg_nlbuf *b, uint32_t flags, uint32_t
 	if (nlh == NULL)
 		return 0;
 	memset(&id, 0, sizeof(id));
-	id.sa_id.daddr = sa->id.daddr;
-	id.sa_id.spi = sa->id.spi;
-	id.sa_id.family = sa->family;
-	id.sa_id.proto = sa->id.proto;
+	sa_id_of(sa, &id.sa_id);
 	id.saddr = sa->saddr;
 	id.reqid = sa->reqid;
 	id.flags = flags;
@@ -1444,10 +1450,7 @@ mapping_fill(const struct xg_sa *sa, const xfrm_address_t *saddr, uint16_t sport
 	if (nlh == NULL)
 		return 0;
 	memset(&um, 0, sizeof(um));
-	um.id.daddr = sa->id.daddr;
-	um.id.spi = sa->id.spi;
-	um.id.family = sa->family;
-	um.id.proto = sa->id.proto;
+	sa_id_of(sa, &um.id);
 	um.new_saddr = *saddr;
 	um.old_saddr = sa->saddr;
 	um.new_sport = sport;
