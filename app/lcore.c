@@ -558,21 +558,30 @@ udp_encap(struct rte_mbuf *m, const struct xg_sa_rt *sa)
 	return true;
 }
 
+/* Rate limit shared by the workers: true for the first caller in a second
+ * (stamping @p stamp, TSC cycles), false for the rest, including a
+ * worker that lost the race to stamp it just now. */
+static bool
+once_a_second(uint64_t *stamp)
+{
+	uint64_t now = rte_get_timer_cycles(), last = __atomic_load_n(stamp, __ATOMIC_RELAXED);
+
+	if (last && now - last < rte_get_timer_hz())
+		return false;
+	return __atomic_compare_exchange_n(stamp, &last, now, false, __ATOMIC_RELAXED,
+					   __ATOMIC_RELAXED);
+}
+
 /* No SA for an out policy's template: ask the control thread for an
  * ACQUIRE, at most once a second per policy (it keeps one negotiation per
  * template in progress, as the kernel's larval states do). */
 static void
 ask_for_sa(struct ctx *c, struct xg_pol_rt *p, uint8_t family, const void *key)
 {
-	uint64_t now = rte_get_timer_cycles(), last = __atomic_load_n(&p->acq_tsc,
-								       __ATOMIC_RELAXED);
 	struct xg_acq_req r;
 
-	if (last && now - last < rte_get_timer_hz())
+	if (!once_a_second(&p->acq_tsc))
 		return;
-	if (!__atomic_compare_exchange_n(&p->acq_tsc, &last, now, false, __ATOMIC_RELAXED,
-					 __ATOMIC_RELAXED))
-		return;   /* another worker asked just now */
 	memset(&r, 0, sizeof(r));
 	r.index = p->index;
 	r.family = family;
@@ -805,14 +814,9 @@ static void
 report_mapping(struct ctx *c, struct xg_sa_rt *sa, uint8_t family, const uint8_t *saddr,
 	       uint16_t sport)
 {
-	uint64_t now = rte_get_timer_cycles(), last = __atomic_load_n(&sa->map_tsc,
-								       __ATOMIC_RELAXED);
 	struct xg_map_req r;
 
-	if (last && now - last < rte_get_timer_hz())
-		return;
-	if (!__atomic_compare_exchange_n(&sa->map_tsc, &last, now, false, __ATOMIC_RELAXED,
-					 __ATOMIC_RELAXED))
+	if (!once_a_second(&sa->map_tsc))
 		return;
 	memset(&r, 0, sizeof(r));
 	r.uid = sa->uid;
