@@ -385,14 +385,19 @@ log_counters(void)
 				 (unsigned long)sum.c[k]);
 }
 
-/* Receivers' replay windows go to the model once a second only (they
- * are up to 4096 bits each), not before every request. */
-static bool report_replay;
+/* One report of the workers' counters; receivers' replay windows go
+ * with it once a second only (they are up to 4096 bits each), not before
+ * every request. */
+struct report {
+	const struct xg_dp *dp;
+	bool replay;
+};
 
 static void
 report_one(void *arg, uint64_t uid, struct xg_sa_use *u)
 {
-	struct xg_sa_rt *rt = xg_dp_sa_by_uid(arg, uid);
+	const struct report *r = arg;
+	struct xg_sa_rt *rt = xg_dp_sa_by_uid(r->dp, uid);
 	uint64_t v;
 
 	if (rt == NULL)
@@ -411,7 +416,7 @@ report_one(void *arg, uint64_t uid, struct xg_sa_use *u)
 	rt->rep_integrity = v;
 	if (!rt->inbound)
 		u->oseq = __atomic_load_n(&rt->esp.seq, __ATOMIC_RELAXED);
-	else if (report_replay && u->packets && rt->esp.replay.window) {
+	else if (r->replay && u->packets && rt->esp.replay.window) {
 		u->iseq = __atomic_load_n(&rt->esp.replay.top, __ATOMIC_RELAXED);
 		xg_replay_export(&rt->esp.replay, u->seen);
 	}
@@ -419,15 +424,22 @@ report_one(void *arg, uint64_t uid, struct xg_sa_use *u)
 		u->use_time = (uint64_t)time(NULL);
 }
 
-/* Before the model changes, and now and then: what the workers counted goes
- * into the SAs, where GETSA (ip -s xfrm state) reads it. */
+/* What the workers counted goes into the SAs, where GETSA (ip -s xfrm
+ * state) reads it. */
+static void
+report_all(struct xg_server *srv, bool replay)
+{
+	struct report r = { .dp = xg_shared.dp, .replay = replay };
+
+	if (r.dp)
+		xg_xfrm_report_use(xg_server_xfrm(srv), report_one, &r);
+}
+
+/* Before the model changes (the prelude of every datagram of requests). */
 static void
 report_use(void *arg)
 {
-	struct xg_server *srv = arg;
-
-	if (xg_shared.dp)
-		xg_xfrm_report_use(xg_server_xfrm(srv), report_one, xg_shared.dp);
+	report_all(arg, false);
 }
 
 /* Neighbours the workers saw go into the learnt table (one writer). */
@@ -473,9 +485,7 @@ second_tick(struct xg_server *srv)
 
 	__atomic_store_n(&xg_shared.now, now, __ATOMIC_RELAXED);
 	if (nworkers) {
-		report_replay = true;
-		report_use(srv);
-		report_replay = false;
+		report_all(srv, true);
 		report_policy_use(x);
 	}
 	n = xg_xfrm_tick(x, now);
