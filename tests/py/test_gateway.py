@@ -131,6 +131,21 @@ def ipx(env, cmd):
     return r.stdout
 
 
+def install_tunnel(env, out_extra="", in_extra="", window=32):
+    """The tests' tunnel: GCM SAs 0x100 out (reqid 1) and 0x200 in (reqid 2,
+    replay window @p window) between GW_WAN and PEER, out and fwd policies
+    for 10.1.0.0/16 <-> 10.2.0.0/16; @p out_extra / @p in_extra end the SAs."""
+    ipx(env, "xfrm state add src %s dst %s proto esp spi 0x100 reqid 1 mode tunnel "
+        "aead 'rfc4106(gcm(aes))' %s 128%s" % (GW_WAN, PEER, KEY, out_extra))
+    ipx(env, "xfrm state add src %s dst %s proto esp spi 0x200 reqid 2 mode tunnel "
+        "replay-window %d aead 'rfc4106(gcm(aes))' %s 128%s" % (PEER, GW_WAN, window, KEY,
+                                                                 in_extra))
+    ipx(env, "xfrm policy add src 10.1.0.0/16 dst 10.2.0.0/16 dir out "
+        "tmpl src %s dst %s proto esp reqid 1 mode tunnel" % (GW_WAN, PEER))
+    ipx(env, "xfrm policy add src 10.2.0.0/16 dst 10.1.0.0/16 dir fwd "
+        "tmpl src %s dst %s proto esp reqid 2 mode tunnel" % (PEER, GW_WAN))
+
+
 def forwarded(pkt):
     """The bytes the gateway should emit for IP packet @p pkt after one hop."""
     p = pkt.__class__(bytes(pkt))
@@ -161,14 +176,7 @@ def test_tunnel_both_ways(topo, tmp_path):
     t = topo
     p, log, env = start_gateway(tmp_path, t)
     try:
-        ipx(env, "xfrm state add src %s dst %s proto esp spi 0x100 reqid 1 mode tunnel "
-            "aead 'rfc4106(gcm(aes))' %s 128" % (GW_WAN, PEER, KEY))
-        ipx(env, "xfrm state add src %s dst %s proto esp spi 0x200 reqid 2 mode tunnel "
-            "replay-window 32 aead 'rfc4106(gcm(aes))' %s 128" % (PEER, GW_WAN, KEY))
-        ipx(env, "xfrm policy add src 10.1.0.0/16 dst 10.2.0.0/16 dir out "
-            "tmpl src %s dst %s proto esp reqid 1 mode tunnel" % (GW_WAN, PEER))
-        ipx(env, "xfrm policy add src 10.2.0.0/16 dst 10.1.0.0/16 dir fwd "
-            "tmpl src %s dst %s proto esp reqid 2 mode tunnel" % (PEER, GW_WAN))
+        install_tunnel(env)
         ipx(env, "xfrm policy add src 10.1.0.0/16 dst 10.3.0.0/16 dir out action block")
         time.sleep(0.3)
         gw_lan_mac, gw_wan_mac = mac(None, t["lan_g"]), mac(None, t["wan_g"])
@@ -421,14 +429,7 @@ def test_replay_state_and_newae(topo, tmp_path):
     t = topo
     p, log, env = start_gateway(tmp_path, t)
     try:
-        ipx(env, "xfrm state add src %s dst %s proto esp spi 0x100 reqid 1 mode tunnel "
-            "aead 'rfc4106(gcm(aes))' %s 128" % (GW_WAN, PEER, KEY))
-        ipx(env, "xfrm state add src %s dst %s proto esp spi 0x200 reqid 2 mode tunnel "
-            "replay-window 32 aead 'rfc4106(gcm(aes))' %s 128" % (PEER, GW_WAN, KEY))
-        ipx(env, "xfrm policy add src 10.1.0.0/16 dst 10.2.0.0/16 dir out "
-            "tmpl src %s dst %s proto esp reqid 1 mode tunnel" % (GW_WAN, PEER))
-        ipx(env, "xfrm policy add src 10.2.0.0/16 dst 10.1.0.0/16 dir fwd "
-            "tmpl src %s dst %s proto esp reqid 2 mode tunnel" % (PEER, GW_WAN))
+        install_tunnel(env)
         time.sleep(0.3)
         gw_lan_mac, gw_wan_mac = mac(None, t["lan_g"]), mac(None, t["wan_g"])
         lan_mac, wan_mac = mac(t["lan_ns"], t["lan_t"]), mac(t["wan_ns"], t["wan_t"])
@@ -671,16 +672,8 @@ def test_nat_traversal(topo, tmp_path):
     p, log, env = start_gateway(tmp_path, t)
     listener = None
     try:
-        ipx(env, "xfrm state add src %s dst %s proto esp spi 0x100 reqid 1 mode tunnel "
-            "aead 'rfc4106(gcm(aes))' %s 128 encap espinudp 4500 4501 0.0.0.0"
-            % (GW_WAN, PEER, KEY))
-        ipx(env, "xfrm state add src %s dst %s proto esp spi 0x200 reqid 2 mode tunnel "
-            "replay-window 32 aead 'rfc4106(gcm(aes))' %s 128 encap espinudp 4501 4500 0.0.0.0"
-            % (PEER, GW_WAN, KEY))
-        ipx(env, "xfrm policy add src 10.1.0.0/16 dst 10.2.0.0/16 dir out "
-            "tmpl src %s dst %s proto esp reqid 1 mode tunnel" % (GW_WAN, PEER))
-        ipx(env, "xfrm policy add src 10.2.0.0/16 dst 10.1.0.0/16 dir fwd "
-            "tmpl src %s dst %s proto esp reqid 2 mode tunnel" % (PEER, GW_WAN))
+        install_tunnel(env, out_extra=" encap espinudp 4500 4501 0.0.0.0",
+                       in_extra=" encap espinudp 4501 4500 0.0.0.0")
         time.sleep(0.3)
         gw_lan_mac, gw_wan_mac = mac(None, t["lan_g"]), mac(None, t["wan_g"])
         lan_mac, wan_mac = mac(t["lan_ns"], t["lan_t"]), mac(t["wan_ns"], t["wan_t"])

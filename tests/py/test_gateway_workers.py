@@ -11,8 +11,8 @@ import pytest
 from scapy.all import Ether, IP, UDP, Raw
 from scapy.layers.ipsec import ESP, SecurityAssociation
 
-from test_gateway import (GW_LAN, GW_WAN, KEY, KEY_B, LANHOST, PEER, exchange, ipx, mac,  # noqa: F401
-                          start_gateway, stop_gateway, telemetry, topo)
+from test_gateway import (GW_LAN, GW_WAN, KEY, KEY_B, LANHOST, PEER, exchange,  # noqa: F401
+                          install_tunnel, mac, start_gateway, stop_gateway, telemetry, topo)
 
 CONF = ("[port 0]\nipv4 = %s/24\n[port 1]\nipv4 = %s/24\n"
         "[route remote]\nprefix = 10.2.0.0/16\nvia = %s\nport = 1\n"
@@ -30,14 +30,7 @@ def test_two_workers(topo, tmp_path, monkeypatch, crypto):  # noqa: F811
     t = topo
     p, log, env = start_gateway(tmp_path, t, extra_conf=CONF, lcores="0,1,2@1", qpairs=2)
     try:
-        ipx(env, "xfrm state add src %s dst %s proto esp spi 0x100 reqid 1 mode tunnel "
-            "aead 'rfc4106(gcm(aes))' %s 128" % (GW_WAN, PEER, KEY))
-        ipx(env, "xfrm state add src %s dst %s proto esp spi 0x200 reqid 2 mode tunnel "
-            "replay-window 64 aead 'rfc4106(gcm(aes))' %s 128" % (PEER, GW_WAN, KEY))
-        ipx(env, "xfrm policy add src 10.1.0.0/16 dst 10.2.0.0/16 dir out "
-            "tmpl src %s dst %s proto esp reqid 1 mode tunnel" % (GW_WAN, PEER))
-        ipx(env, "xfrm policy add src 10.2.0.0/16 dst 10.1.0.0/16 dir fwd "
-            "tmpl src %s dst %s proto esp reqid 2 mode tunnel" % (PEER, GW_WAN))
+        install_tunnel(env, window=64)
         time.sleep(0.3)
         gw_lan, gw_wan = mac(None, t["lan_g"]), mac(None, t["wan_g"])
         lan, wan = mac(t["lan_ns"], t["lan_t"]), mac(t["wan_ns"], t["wan_t"])
