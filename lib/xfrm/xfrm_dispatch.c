@@ -213,6 +213,15 @@ xg_addr_any(const xfrm_address_t *a, uint16_t family)
 }
 
 void
+xg_put_mark_if_id(struct xg_nlbuf *b, const struct xfrm_mark *m, uint32_t if_id)
+{
+	if (m->v || m->m)
+		xg_nl_put(b, XFRMA_MARK, m, sizeof(*m));
+	if (if_id)
+		xg_nl_put_u32(b, XFRMA_IF_ID, if_id);
+}
+
+void
 xg_reply(struct xg_req *r, const void *msg, size_t len)
 {
 	r->x->ops.unicast(r->peer->opaque, msg, len);

@@ -322,10 +322,7 @@ xg_pol_put_attrs(const struct xg_policy *p, struct xg_nlbuf *b)
 	memset(&upt, 0, sizeof(upt));
 	upt.type = p->type;
 	xg_nl_put(b, XFRMA_POLICY_TYPE, &upt, sizeof(upt));
-	if (p->mark.v || p->mark.m)
-		xg_nl_put(b, XFRMA_MARK, &p->mark, sizeof(p->mark));
-	if (p->if_id)
-		xg_nl_put_u32(b, XFRMA_IF_ID, p->if_id);
+	xg_put_mark_if_id(b, &p->mark, p->if_id);
 }
 
 void

@@ -156,6 +156,8 @@ void xg_attr_copy(void *dst, size_t len, const struct xg_nla *a);
 uint32_t xg_attr_u32(const struct xg_nla *a);
 void xg_mark_get(const struct xg_nla *tb, struct xfrm_mark *m);
 bool xg_addr_equal(const xfrm_address_t *a, const xfrm_address_t *b, uint16_t family);
+/* xfrm_mark_put() then xfrm_if_id_put(): each only when set. */
+void xg_put_mark_if_id(struct xg_nlbuf *b, const struct xfrm_mark *m, uint32_t if_id);
 /* xfrm_addr_any(): the wildcard address of @p family. */
 bool xg_addr_any(const xfrm_address_t *a, uint16_t family);
 /* Selector prefix lengths for @p family (verify_newsa_info/verify_newpolicy_info):

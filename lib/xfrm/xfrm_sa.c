@@ -1177,10 +1177,7 @@ expire_fill(const struct xg_sa *sa, bool hard, uint32_t pid, struct xg_nlbuf *b)
 	copy_to_user(sa, &ue.state);
 	ue.hard = hard;
 	memcpy(NLMSG_DATA(nlh), &ue, sizeof(ue));
-	if (sa->mark.v || sa->mark.m)
-		xg_nl_put(b, XFRMA_MARK, &sa->mark, sizeof(sa->mark));
-	if (sa->if_id)
-		xg_nl_put_u32(b, XFRMA_IF_ID, sa->if_id);
+	xg_put_mark_if_id(b, &sa->mark, sa->if_id);
 	xg_nl_end(b);
 	return b->overflow ? 0 : b->len;
 }
@@ -1346,10 +1343,7 @@ aevent_fill(const struct xg_sa *sa, struct xg_nlbuf *b, uint32_t flags, uint32_t
 		xg_nl_put_u32(b, XFRMA_REPLAY_THRESH, sa->replay_maxdiff);
 	if (flags & XFRM_AE_ETHR)
 		xg_nl_put_u32(b, XFRMA_ETIMER_THRESH, sa->replay_maxage * 10 / KERNEL_HZ);
-	if (sa->mark.v || sa->mark.m)
-		xg_nl_put(b, XFRMA_MARK, &sa->mark, sizeof(sa->mark));
-	if (sa->if_id)
-		xg_nl_put_u32(b, XFRMA_IF_ID, sa->if_id);
+	xg_put_mark_if_id(b, &sa->mark, sa->if_id);
 	xg_nl_end(b);
 	return b->overflow ? 0 : b->len;
 }
