@@ -323,14 +323,52 @@ reclaim(bool wait)
 	nretired -= i;
 }
 
+/* What /xfrmgw/dp shows: written by the control thread, read by the
+ * telemetry thread, one relaxed word at a time (never the snapshot itself,
+ * which the control thread may free meanwhile). */
+enum { DPI_SAS, DPI_POLS, DPI_MODEL_SAS, DPI_MODEL_POLS, DPI_PENDING, DPI_BUILDS,
+       DPI_LAST_US, DPI_MAX_US, DPI_MAX };
+static uint64_t dpinfo[DPI_MAX];
+static const char *const dpinfo_name[DPI_MAX] = {
+	"sas", "policies", "model_sas", "model_policies", "pending", "builds",
+	"last_build_us", "max_build_us",
+};
+
+static void
+dpinfo_set(int k, uint64_t v)
+{
+	__atomic_store_n(&dpinfo[k], v, __ATOMIC_RELAXED);
+}
+
+static int
+tel_dp(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	int k;
+
+	(void)cmd;
+	(void)params;
+	rte_tel_data_start_dict(d);
+	for (k = 0; k < DPI_MAX; k++)
+		rte_tel_data_add_dict_u64(d, dpinfo_name[k],
+					  __atomic_load_n(&dpinfo[k], __ATOMIC_RELAXED));
+	return 0;
+}
+
+static void report_all(struct xg_server *srv, bool replay);
+
 /* Compile the model into a new snapshot and publish it; the old one is
- * freed once every worker has passed a quiescent state after this. */
+ * freed once every worker has passed a quiescent state after this. The
+ * workers' counters and sequence numbers go into the model first: an SA
+ * whose runtime object is made anew starts from them. */
 static int
 publish(struct xg_server *srv)
 {
 	struct xg_dp *old = xg_shared.dp, *dp;
+	uint64_t t0 = rte_get_timer_cycles(), us;
 	int err = 0;
 
+	if (nworkers)
+		report_all(srv, false);
 	reclaim(false);
 	if (nretired == RTE_DIM(retired))
 		reclaim(true);
@@ -344,7 +382,15 @@ publish(struct xg_server *srv)
 		retired[nretired].dp = old;
 		retired[nretired++].token = rte_rcu_qsbr_start(xg_shared.qsbr);
 	}
-	MAIN_LOG(DEBUG, "data plane: %u SAs, %u policies", dp->nsas, dp->npols);
+	us = (rte_get_timer_cycles() - t0) * 1000000 / rte_get_timer_hz();
+	dpinfo_set(DPI_SAS, dp->nsas);
+	dpinfo_set(DPI_POLS, dp->npols);
+	dpinfo_set(DPI_BUILDS, dpinfo[DPI_BUILDS] + 1);
+	dpinfo_set(DPI_LAST_US, us);
+	if (us > dpinfo[DPI_MAX_US])
+		dpinfo_set(DPI_MAX_US, us);
+	MAIN_LOG(DEBUG, "data plane: %u SAs, %u policies (%lu us)", dp->nsas, dp->npols,
+		 (unsigned long)us);
 	return 0;
 }
 
@@ -554,6 +600,44 @@ report_mappings(struct xg_server *srv)
 	}
 }
 
+static void
+dpinfo_update(struct xg_server *srv)
+{
+	const struct xg_xfrm *x = xg_server_xfrm(srv);
+	uint32_t nsa, npol;
+
+	xg_xfrm_counts(x, &nsa, &npol);
+	dpinfo_set(DPI_MODEL_SAS, nsa);
+	dpinfo_set(DPI_MODEL_POLS, npol);
+	dpinfo_set(DPI_PENDING, xg_shared.dp && xg_xfrm_generation(x) != xg_shared.dp->generation);
+}
+
+/* Publish when the model changed: at once after a quiet spell, but while
+ * requests keep coming (100 000 SAs in batches), at most every
+ * PUBLISH_MS or three times the last build's duration, whichever is longer
+ * (the control thread keeps most of its time for requests), and as soon
+ * as a poll round brings no change. A burst then costs a few builds instead
+ * of one per round, each O(SAs + policies). */
+#define PUBLISH_MS 150
+
+static void
+maybe_publish(struct xg_server *srv)
+{
+	static uint64_t next_publish, last_gen;
+	uint64_t gen = xg_xfrm_generation(xg_server_xfrm(srv)), now, hz = rte_get_timer_hz();
+	bool quiet = gen == last_gen;
+
+	last_gen = gen;
+	if (!nworkers || xg_shared.dp == NULL || gen == xg_shared.dp->generation)
+		return;
+	now = rte_get_timer_cycles();
+	if (!quiet && now < next_publish)
+		return;
+	publish(srv);
+	next_publish = rte_get_timer_cycles() +
+		       RTE_MAX(hz * PUBLISH_MS / 1000, 3 * dpinfo[DPI_LAST_US] * hz / 1000000);
+}
+
 static int
 control_loop(struct xg_server *srv, const struct options *o)
 {
@@ -570,9 +654,8 @@ control_loop(struct xg_server *srv, const struct options *o)
 			second_tick(srv);
 			next_tick = rte_get_timer_cycles() + hz;
 		}
-		if (nworkers && xg_shared.dp &&
-		    xg_xfrm_generation(xg_server_xfrm(srv)) != xg_shared.dp->generation)
-			publish(srv);
+		maybe_publish(srv);
+		dpinfo_update(srv);
 		if (nretired)
 			reclaim(false);
 		if (nworkers) {
@@ -646,6 +729,8 @@ main(int argc, char **argv)
 	}
 	rte_telemetry_register_cmd("/xfrmgw/stats", tel_stats,
 				   "Data-plane counters (Linux XFRM MIB names, then xfrmgw's own)");
+	rte_telemetry_register_cmd("/xfrmgw/dp", tel_dp,
+				   "Published snapshot: SAs, policies, builds and their duration");
 	if (nworkers && ((routes = xg_routes_build(&cfg, &err)) == NULL ||
 			 wire_exceptions(&cfg, routes) || publish(srv) || start_workers())) {
 		MAIN_LOG(ERR, "data plane: cannot start the workers");

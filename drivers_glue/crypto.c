@@ -13,12 +13,19 @@
 #include "xg_crypto.h"
 
 #define NB_SESSIONS 16384
+#define MAX_SESS_POOLS 8   /* 16 Ki doubling: 4 Mi sessions in all */
 #define NB_OPS 8191
 
 static int dev_id = -1;
 static char dev_name[32];
 static bool cpu;
 static struct rte_mempool *sess_pool, *op_pool;
+/* Session pools, the first one (sess_pool) included: a full pool gets a
+ * successor twice its size, so 100 000 SAs cost no memory up front. A
+ * session goes back to its own pool (rte_mempool_from_obj()). */
+static struct rte_mempool *sess_pools[MAX_SESS_POOLS];
+static unsigned int nsess_pools;
+static int sess_socket;
 
 static int
 configure(int socket_id, uint16_t nqp)
@@ -34,6 +41,9 @@ configure(int socket_id, uint16_t nqp)
 		rte_cryptodev_sym_get_private_session_size((uint8_t)dev_id), 0, 0, socket_id);
 	if (sess_pool == NULL)
 		return -rte_errno;
+	sess_pools[0] = sess_pool;
+	nsess_pools = 1;
+	sess_socket = socket_id;
 	/* Lookaside operations carry the IV in their private area. */
 	if (!cpu) {
 		op_pool = rte_crypto_op_pool_create("xg_crypto_ops", RTE_CRYPTO_OP_TYPE_SYMMETRIC,
@@ -94,10 +104,37 @@ xg_crypto_op_pool(void)
 	return op_pool;
 }
 
+static struct rte_mempool *
+grow_sessions(void)
+{
+	struct rte_mempool *mp;
+	char name[RTE_MEMPOOL_NAMESIZE];
+	uint32_t n = NB_SESSIONS << nsess_pools;
+
+	if (nsess_pools == MAX_SESS_POOLS)
+		return NULL;
+	snprintf(name, sizeof(name), "xg_crypto_sess%u", nsess_pools);
+	mp = rte_cryptodev_sym_session_pool_create(name, n,
+		rte_cryptodev_sym_get_private_session_size((uint8_t)dev_id), 0, 0, sess_socket);
+	if (mp)
+		sess_pools[nsess_pools++] = mp;
+	return mp;
+}
+
 void *
 xg_crypto_session_create(struct rte_crypto_sym_xform *xf)
 {
-	return rte_cryptodev_sym_session_create((uint8_t)dev_id, xf, sess_pool);
+	unsigned int i;
+	void *s;
+
+	/* Newest pool first: the older ones are full unless sessions died. */
+	for (i = nsess_pools; i-- > 0;) {
+		s = rte_cryptodev_sym_session_create((uint8_t)dev_id, xf, sess_pools[i]);
+		if (s || rte_errno != ENOMEM)
+			return s;
+	}
+	return grow_sessions() ? rte_cryptodev_sym_session_create((uint8_t)dev_id, xf,
+								   sess_pools[nsess_pools - 1]) : NULL;
 }
 
 void
@@ -117,7 +154,8 @@ xg_crypto_fini(void)
 		rte_vdev_uninit(dev_name);
 		dev_id = -1;
 	}
-	rte_mempool_free(sess_pool);
+	while (nsess_pools > 0)
+		rte_mempool_free(sess_pools[--nsess_pools]);
 	rte_mempool_free(op_pool);
 	sess_pool = op_pool = NULL;
 }

@@ -29,6 +29,11 @@ struct build {
 	struct xg_sa_view *sav;          /* every SA, newest first */
 	uint32_t nsav, capsav;
 	struct xg_sa_rt **rt;            /* rt[i] for sav[i], NULL until used */
+	/* sav indices by (proto, mode, family, reqid), newest first:
+	 * head[hash] and next[i], -1 ends a chain. */
+	int32_t *head, *next;
+	uint32_t hmask;
+	uint32_t capsas;                 /* of dp->sas */
 	struct xg_spd_rule *rules;
 	uint32_t nrules, caprules, cappols;
 	int err;
@@ -127,27 +132,72 @@ addr_eq(const void *a, const void *b, uint16_t family)
 	return memcmp(a, b, family == AF_INET ? 4 : 16) == 0;
 }
 
-/* xfrm_state_find(), reduced: the newest SA the template names. */
+static uint32_t
+tmpl_hash(uint8_t proto, uint8_t mode, uint16_t family, uint32_t reqid)
+{
+	uint32_t h = (reqid ^ ((uint32_t)proto << 24 | (uint32_t)mode << 16 | family)) *
+		     0x9e3779b1u;
+
+	return h ^ (h >> 16);
+}
+
+/* Index the SAs templates can name: one pass, oldest first, so that each
+ * chain lists the newest first as sav does. */
+static int
+index_sas(struct build *b)
+{
+	uint32_t n = 64, i;
+
+	while (n < b->nsav * 2)
+		n *= 2;
+	b->head = malloc(n * sizeof(*b->head));
+	b->next = malloc((b->nsav ? b->nsav : 1) * sizeof(*b->next));
+	if (b->head == NULL || b->next == NULL)
+		return -ENOMEM;
+	memset(b->head, 0xff, n * sizeof(*b->head));
+	b->hmask = n - 1;
+	for (i = b->nsav; i-- > 0;) {
+		const struct xg_sa_view *s = &b->sav[i];
+		uint32_t h = tmpl_hash(s->id->proto, s->mode, s->family, s->reqid) & b->hmask;
+
+		b->next[i] = b->head[h];
+		b->head[h] = (int32_t)i;
+	}
+	return 0;
+}
+
+static bool
+sa_fits(const struct xg_sa_view *s, const struct xfrm_user_tmpl *t)
+{
+	if (s->id->proto != t->id.proto || s->mode != t->mode || s->family != t->family)
+		return false;
+	if ((t->reqid && s->reqid != t->reqid) || (t->id.spi && s->id->spi != t->id.spi))
+		return false;
+	if (s->mark_v || s->if_id)
+		return false;
+	if (!addr_zero(&t->id.daddr) && !addr_eq(&t->id.daddr, &s->id->daddr, s->family))
+		return false;
+	return addr_zero(&t->saddr) || addr_eq(&t->saddr, s->saddr, s->family);
+}
+
+/* xfrm_state_find(), reduced: the newest SA the template names. A template
+ * with a reqid (charon's, ip's with "reqid") is looked up in the index;
+ * without one every SA is a candidate. */
 static int
 tmpl_match(const struct build *b, const struct xfrm_user_tmpl *t)
 {
-	uint32_t i;
+	int32_t i;
 
-	for (i = 0; i < b->nsav; i++) {
-		const struct xg_sa_view *s = &b->sav[i];
-
-		if (s->id->proto != t->id.proto || s->mode != t->mode || s->family != t->family)
-			continue;
-		if ((t->reqid && s->reqid != t->reqid) || (t->id.spi && s->id->spi != t->id.spi))
-			continue;
-		if (s->mark_v || s->if_id)
-			continue;
-		if (!addr_zero(&t->id.daddr) && !addr_eq(&t->id.daddr, &s->id->daddr, s->family))
-			continue;
-		if (!addr_zero(&t->saddr) && !addr_eq(&t->saddr, s->saddr, s->family))
-			continue;
-		return (int)i;
+	if (t->reqid == 0) {
+		for (i = 0; (uint32_t)i < b->nsav; i++)
+			if (sa_fits(&b->sav[i], t))
+				return i;
+		return -1;
 	}
+	i = b->head[tmpl_hash(t->id.proto, t->mode, t->family, t->reqid) & b->hmask];
+	for (; i >= 0; i = b->next[i])
+		if (sa_fits(&b->sav[i], t))
+			return i;
 	return -1;
 }
 
@@ -280,16 +330,14 @@ make_rt(struct build *b, const struct xg_sa_view *v, bool inbound)
 }
 
 static int
-add_sa(struct xg_dp *dp, struct xg_sa_rt *rt)
+add_sa(struct build *b, struct xg_sa_rt *rt)
 {
-	struct xg_sa_rt **s;
+	struct xg_dp *dp = b->dp;
 
 	if (dp->nsas == MAX_SAS)
 		return -E2BIG;
-	s = realloc(dp->sas, (dp->nsas + 1) * sizeof(*s));
-	if (s == NULL)
+	if (grow((void **)&dp->sas, &b->capsas, dp->nsas + 1, sizeof(*dp->sas)))
 		return -ENOMEM;
-	dp->sas = s;
 	dp->sas[dp->nsas++] = rt;
 	return 0;
 }
@@ -311,7 +359,7 @@ bind_out_sas(struct build *b)
 			continue;   /* no SA yet: packets are dropped as XfrmOutNoStates */
 		if (b->rt[k] == NULL) {
 			b->rt[k] = make_rt(b, &b->sav[k], false);
-			if (b->rt[k] == NULL || add_sa(b->dp, b->rt[k]))
+			if (b->rt[k] == NULL || add_sa(b, b->rt[k]))
 				return -ENOMEM;
 		}
 		p->sa = b->rt[k];
@@ -352,7 +400,7 @@ add_in_sas(struct build *b, unsigned int seq)
 		if (rte_hash_lookup(b->dp->sad_in, &key) >= 0)
 			continue;
 		rt = make_rt(b, v, true);
-		if (rt == NULL || add_sa(b->dp, rt) || rte_hash_add_key_data(b->dp->sad_in, &key, rt))
+		if (rt == NULL || add_sa(b, rt) || rte_hash_add_key_data(b->dp->sad_in, &key, rt))
 			return -ENOMEM;
 		b->rt[i] = rt;
 	}
@@ -535,6 +583,8 @@ xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt, struct xg_dp *p
 		rc = -ENOMEM;
 	b.dp->npols = b.nrules;
 	if (rc == 0)
+		rc = index_sas(&b);
+	if (rc == 0)
 		rc = bind_out_sas(&b);
 	if (rc == 0)
 		rc = add_in_sas(&b, seq);
@@ -544,6 +594,8 @@ xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt, struct xg_dp *p
 		snprintf(name, sizeof(name), "xgspd%u", seq);
 		b.dp->spd = xg_spd_build(name, b.rules, b.nrules, &rc);
 	}
+	free(b.head);
+	free(b.next);
 	free(b.rt);
 	free(b.rules);
 	free(b.sav);

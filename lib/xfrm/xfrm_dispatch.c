@@ -278,6 +278,7 @@ xg_xfrm_destroy(struct xg_xfrm *x)
 		if (!w->walker)
 			free(xg_pol_of(w));
 	}
+	free(x->pol_bysel);
 	free(x);
 }
 
@@ -370,13 +371,64 @@ rcv_one(struct xg_xfrm *x, const struct xg_xfrm_peer *peer, const struct nlmsghd
 	explicit_bzero(fixed, sizeof(fixed));
 }
 
+/* Requests that neither show an SA's counters nor copy its sequence
+ * numbers: they need no report of the workers' counters first. Installing
+ * SAs and policies by the thousand must not pull every SA's counters
+ * before each datagram. */
+static bool
+reads_no_counters(uint16_t type)
+{
+	switch (type) {
+	case XFRM_MSG_NEWSA:       /* a new SA, or a larval one replaced */
+	case XFRM_MSG_UPDSA:       /* echoes the request, keeps the counters */
+	case XFRM_MSG_ALLOCSPI:
+	case XFRM_MSG_NEWPOLICY:
+	case XFRM_MSG_UPDPOLICY:
+	case XFRM_MSG_DELPOLICY:
+	case XFRM_MSG_GETPOLICY:
+	case XFRM_MSG_FLUSHPOLICY:
+	case XFRM_MSG_POLEXPIRE:
+	case XFRM_MSG_GETSADINFO:
+	case XFRM_MSG_GETSPDINFO:
+	case XFRM_MSG_NEWSPDINFO:
+	case XFRM_MSG_SETDEFAULT:
+	case XFRM_MSG_GETDEFAULT:
+		return true;
+	}
+	return false;
+}
+
+/* Does any request of the datagram read SA counters (GETSA, dumps,
+ * GETAE, DELSA's event, EXPIRE, MIGRATE, ...)? */
+static bool
+wants_counters(const uint8_t *p, size_t len)
+{
+	while (len >= NLMSG_HDRLEN) {
+		struct nlmsghdr hdr;
+		size_t msglen;
+
+		memcpy(&hdr, p, sizeof(hdr));
+		if (hdr.nlmsg_len < NLMSG_HDRLEN || len < hdr.nlmsg_len)
+			return false;
+		if ((hdr.nlmsg_flags & NLM_F_REQUEST) && hdr.nlmsg_type >= NLMSG_MIN_TYPE &&
+		    !reads_no_counters(hdr.nlmsg_type))
+			return true;
+		msglen = NLMSG_ALIGN(hdr.nlmsg_len);
+		if (msglen >= len)
+			return false;
+		p += msglen;
+		len -= msglen;
+	}
+	return false;
+}
+
 int
 xg_xfrm_rcv(struct xg_xfrm *x, const struct xg_xfrm_peer *peer, const void *dgram, size_t len)
 {
 	const uint8_t *p = dgram;
 	int n = 0;
 
-	if (x->prelude)
+	if (x->prelude && wants_counters(p, len))
 		x->prelude(x->prelude_arg);
 	/* netlink_rcv_skb(): stop silently at a header that lies about its
 	 * length; the parser then only ever sees whole messages. The copy

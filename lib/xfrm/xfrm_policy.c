@@ -230,24 +230,100 @@ construct(const struct xfrm_userpolicy_info *p, const struct xg_nla *tb, struct 
 	return pol;
 }
 
+static uint32_t
+sel_hash(uint8_t type, uint8_t dir, const struct xfrm_selector *sel, const struct xfrm_mark *mark,
+	 uint32_t if_id)
+{
+	const uint8_t *k = (const uint8_t *)sel;
+	uint32_t h = 2166136261u ^ ((uint32_t)type << 8 | dir);
+	size_t i;
+
+	/* FNV-1a over the exact bytes bysel() compares. */
+	for (i = 0; i < sizeof(*sel); i++)
+		h = (h ^ k[i]) * 16777619u;
+	h = (h ^ mark->v) * 16777619u;
+	h = (h ^ mark->m) * 16777619u;
+	h = (h ^ if_id) * 16777619u;
+	return h ^ (h >> 15);
+}
+
+static uint32_t
+pol_sel_hash(const struct xg_policy *p)
+{
+	return sel_hash(p->type, p->dir, &p->sel, &p->mark, p->if_id);
+}
+
 /* Identity of a policy: type, direction, exact selector, exact mark, if_id
- * (xfrm_policy_insert_list() and __xfrm_policy_bysel_ctx()). */
+ * (xfrm_policy_insert_list() and __xfrm_policy_bysel_ctx()). At most one
+ * policy has a given identity: insert() replaces. */
 static struct xg_policy *
 bysel(struct xg_xfrm *x, uint8_t type, uint8_t dir, const struct xfrm_selector *sel,
       const struct xfrm_mark *mark, uint32_t if_id)
 {
-	struct xg_walk *w;
+	struct xg_policy *p;
 
-	for (w = x->pol_all.next; w != &x->pol_all; w = w->next) {
-		struct xg_policy *p = xg_pol_of(w);
-
-		if (w->walker || p->dir != dir || p->type != type || p->if_id != if_id)
-			continue;
-		if (p->mark.v == mark->v && p->mark.m == mark->m &&
+	if (x->pol_bysel == NULL)
+		return NULL;
+	p = x->pol_bysel[sel_hash(type, dir, sel, mark, if_id) & x->pol_sel_mask];
+	for (; p; p = p->snext)
+		if (p->dir == dir && p->type == type && p->if_id == if_id &&
+		    p->mark.v == mark->v && p->mark.m == mark->m &&
 		    memcmp(&p->sel, sel, sizeof(*sel)) == 0)
 			return p;
-	}
 	return NULL;
+}
+
+/* Double the identity hash once it holds more policies than buckets.
+ * Failing to grow only lengthens the chains; failing to make the first
+ * table fails the insert. */
+static int
+sel_grow(struct xg_xfrm *x)
+{
+	uint32_t n = x->pol_sel_mask ? (x->pol_sel_mask + 1) * 2 : 256, i;
+	struct xg_policy **t, *p, *next;
+
+	if (x->pol_bysel && x->pol_nsel <= x->pol_sel_mask)
+		return 0;
+	t = calloc(n, sizeof(*t));
+	if (t == NULL)
+		return x->pol_bysel ? 0 : -ENOMEM;
+	for (i = 0; x->pol_bysel && i <= x->pol_sel_mask; i++)
+		for (p = x->pol_bysel[i]; p; p = next) {
+			next = p->snext;
+			p->snext = t[pol_sel_hash(p) & (n - 1)];
+			t[pol_sel_hash(p) & (n - 1)] = p;
+		}
+	free(x->pol_bysel);
+	x->pol_bysel = t;
+	x->pol_sel_mask = n - 1;
+	return 0;
+}
+
+/* After a successful sel_grow(). */
+static void
+sel_add(struct xg_xfrm *x, struct xg_policy *p)
+{
+	struct xg_policy **b;
+
+	b = &x->pol_bysel[pol_sel_hash(p) & x->pol_sel_mask];
+	p->snext = *b;
+	*b = p;
+	x->pol_nsel++;
+}
+
+static void
+sel_del(struct xg_xfrm *x, struct xg_policy *p)
+{
+	struct xg_policy **pp;
+
+	if (x->pol_bysel == NULL)
+		return;
+	for (pp = &x->pol_bysel[pol_sel_hash(p) & x->pol_sel_mask]; *pp; pp = &(*pp)->snext)
+		if (*pp == p) {
+			*pp = p->snext;
+			x->pol_nsel--;
+			return;
+		}
 }
 
 static void
@@ -258,6 +334,7 @@ unlink_policy(struct xg_xfrm *x, struct xg_policy *p)
 	while (*pp != p)
 		pp = &(*pp)->inext;
 	*pp = p->inext;
+	sel_del(x, p);
 	xg_walk_del(&p->all);
 	x->pol_count[p->dir]--;
 }
@@ -286,6 +363,8 @@ insert(struct xg_xfrm *x, struct xg_policy *pol, bool excl)
 	unsigned int h;
 
 	pol->mark.v &= pol->mark.m;
+	if (sel_grow(x))
+		return -ENOMEM;
 	old = bysel(x, pol->type, pol->dir, &pol->sel, &pol->mark, pol->if_id);
 	if (old && excl)
 		return -EEXIST;
@@ -299,6 +378,7 @@ insert(struct xg_xfrm *x, struct xg_policy *pol, bool excl)
 		pol->index = gen_index(x, pol->dir, pol->index);
 	}
 	xg_walk_add_head(&x->pol_all, &pol->all);
+	sel_add(x, pol);
 	h = idx_hash(pol->index);
 	pol->inext = x->pol_byidx[h];
 	x->pol_byidx[h] = pol;

@@ -79,6 +79,7 @@ struct xg_sa {
 struct xg_policy {
 	struct xg_walk all;
 	struct xg_policy *inext;   /* chain of the index hash */
+	struct xg_policy *snext;   /* chain of the identity (selector) hash */
 	struct xfrm_selector sel;
 	struct xfrm_lifetime_cfg lft;
 	struct xfrm_lifetime_cur curlft;
@@ -97,8 +98,10 @@ struct xg_policy {
 	uint64_t soft_warned;      /* when the last soft POLEXPIRE went out, 0: never */
 };
 
-#define XG_SA_HASH_SIZE 4096
-#define XG_POL_HASH_SIZE 1024
+/* Fixed bucket counts: 100 000 objects of each kind still make short
+ * chains, and untouched buckets cost no memory (calloc'd pages). */
+#define XG_SA_HASH_SIZE (1u << 16)
+#define XG_POL_HASH_SIZE (1u << 16)
 
 struct xg_xfrm {
 	struct xg_xfrm_ops ops;
@@ -111,6 +114,12 @@ struct xg_xfrm {
 	uint32_t sad_hmask;        /* emulated size of the kernel's SPI hash */
 	uint32_t pol_hmask[XFRM_POLICY_MAX];
 	uint32_t pol_idx_hmask;
+	/* Policies by identity (type, dir, selector, mark, if_id): grows
+	 * with the policy count, so NEWPOLICY needs no walk of the SPD. */
+	struct xg_policy **pol_bysel;
+	uint32_t pol_sel_mask;     /* buckets - 1, 0: not allocated yet */
+	uint32_t pol_nsel;
+	uint32_t nlarval;          /* larval states (ALLOCSPI/ACQUIRE) in sa_all */
 	uint32_t pol_count[XFRM_POLICY_MAX * 2];
 	uint32_t idx_generator;
 	uint64_t pol_order;        /* source of xg_policy.order */

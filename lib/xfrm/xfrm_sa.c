@@ -602,6 +602,7 @@ sa_link(struct xg_xfrm *x, struct xg_sa *sa)
 	xg_walk_add_head(&x->sa_all, &sa->all);
 	hash_add(x, sa);
 	x->nsa++;
+	x->nlarval += sa->larval;
 	sa->uid = ++x->sa_uid;
 	/* The kernel doubles its SPI hash when it holds more states than
 	 * buckets; GETSADINFO reports that size. */
@@ -615,6 +616,7 @@ sa_unlink(struct xg_xfrm *x, struct xg_sa *sa)
 	hash_del(x, sa);
 	xg_walk_del(&sa->all);
 	x->nsa--;
+	x->nlarval -= sa->larval;
 }
 
 static void
@@ -635,7 +637,9 @@ find_acq(struct xg_xfrm *x, const struct xfrm_mark *m, uint16_t family, uint8_t 
 	struct xg_walk *w;
 	struct xg_sa *sa;
 
-	for (w = x->sa_all.next; w != &x->sa_all; w = w->next) {
+	/* Larval states are few and short-lived; without any, NEWSA must not
+	 * walk the whole SAD. */
+	for (w = x->nlarval ? x->sa_all.next : &x->sa_all; w != &x->sa_all; w = w->next) {
 		sa = xg_sa_of(w);
 		if (w->walker || !sa->larval || sa->id.spi || sa->reqid != reqid ||
 		    sa->mode != mode || sa->family != family || sa->id.proto != proto ||
@@ -697,7 +701,7 @@ find_acq_byseq(struct xg_xfrm *x, uint32_t mark, uint32_t seq)
 {
 	struct xg_walk *w;
 
-	for (w = x->sa_all.next; w != &x->sa_all; w = w->next) {
+	for (w = x->nlarval ? x->sa_all.next : &x->sa_all; w != &x->sa_all; w = w->next) {
 		struct xg_sa *sa = xg_sa_of(w);
 
 		if (!w->walker && sa->larval && sa->seq == seq && (mark & sa->mark.m) == sa->mark.v)

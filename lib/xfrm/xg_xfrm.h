@@ -142,9 +142,12 @@ void xg_xfrm_report_use(struct xg_xfrm *x,
 			void (*fn)(void *arg, uint64_t uid, struct xg_sa_use *use), void *arg);
 
 /**
- * Have @p fn called before every datagram of requests is handled, that is
- * before anything in the model can change (the data plane reports its
- * counters there, so that nothing is lost when an SA goes away).
+ * Have @p fn called before a datagram of requests is handled when one of
+ * its requests may show or copy SA counters or sequence numbers (GETSA,
+ * dumps, GETAE, NEWAE, DELSA, FLUSHSA, EXPIRE, MIGRATE, ...): the data plane
+ * reports its counters there, so that they are fresh and nothing is lost
+ * when an SA goes away. Datagrams of only NEWSA/UPDSA/ALLOCSPI and policy
+ * requests skip it (the caller reports before rebuilding its tables).
  */
 void xg_xfrm_set_prelude(struct xg_xfrm *x, void (*fn)(void *arg), void *arg);
 
