@@ -4,8 +4,10 @@
  * decrypt, policy check) -> forward policy check -> outbound policy (SPD)
  * -> ESP -> route -> neighbour -> tx_burst -> quiescent state.
  *
- * Packets go through one at a time in this first version (grouping a burst
- * by SA comes with the performance work); every drop is counted.
+ * A received burst goes through the stages together: one SAD lookup for
+ * its ESP packets, one crypto call per SA among them, one ACL call per
+ * direction and family, one crypto call per outbound SA, one tx burst per
+ * port. Every drop is counted.
  */
 
 #include <netinet/in.h>
@@ -35,10 +37,20 @@ struct txbuf {
 
 #define SOLICIT_SLOTS 64
 
+struct rx_lists;
+
 struct ctx {
 	const struct xg_dp *dp;
 	struct xg_worker *w;
+	struct rx_lists *rx;          /* the burst being received */
 	struct txbuf tx[XG_CFG_MAX_PORTS];
+	/* The last next hop resolved in this burst: a burst's packets mostly
+	 * leave for one peer. */
+	bool nh_valid;
+	uint8_t nh_family;
+	uint8_t nh_dst[16];
+	uint16_t nh_port;
+	struct rte_ether_addr nh_mac;
 	/* When each recently solicited address was last asked for. */
 	struct {
 		uint8_t addr[16];
@@ -371,32 +383,41 @@ dst_of(const struct rte_mbuf *m)
 static void
 send_to(struct ctx *c, struct rte_mbuf *m, uint8_t family, const uint8_t *dst)
 {
-	const struct xg_dp_nh *nh = xg_dp_route(c->dp->rt, family, dst);
-	struct rte_ether_addr mac;
+	size_t alen = family == AF_INET ? 4 : 16;
+	const struct xg_dp_nh *nh;
 	struct rte_ether_hdr *eth;
 	const uint8_t *hop;
 
-	if (nh == NULL || !c->dp->rt->port[nh->port].up) {
-		drop(c, m, XG_STAT_NO_ROUTE);
-		return;
-	}
-	hop = nh->has_gw ? (family == AF_INET ? (const uint8_t *)&nh->gw.v4 : nh->gw.v6.s6_addr) :
-			   dst;
-	if (!xg_dp_neigh(c->dp->rt, family, hop, nh->port, &mac)) {
-		solicit(c, nh->port, family, hop);
-		drop(c, m, XG_STAT_NO_NEIGHBOUR);
-		return;
+	if (!c->nh_valid || c->nh_family != family ||
+	    (family == AF_INET ? memcmp(c->nh_dst, dst, 4) : memcmp(c->nh_dst, dst, 16)) != 0) {
+		nh = xg_dp_route(c->dp->rt, family, dst);
+		if (nh == NULL || !c->dp->rt->port[nh->port].up) {
+			drop(c, m, XG_STAT_NO_ROUTE);
+			return;
+		}
+		hop = nh->has_gw ? (family == AF_INET ? (const uint8_t *)&nh->gw.v4 :
+							nh->gw.v6.s6_addr) : dst;
+		if (!xg_dp_neigh(c->dp->rt, family, hop, nh->port, &c->nh_mac)) {
+			c->nh_valid = false;
+			solicit(c, nh->port, family, hop);
+			drop(c, m, XG_STAT_NO_NEIGHBOUR);
+			return;
+		}
+		c->nh_valid = true;
+		c->nh_family = family;
+		memcpy(c->nh_dst, dst, alen);
+		c->nh_port = nh->port;
 	}
 	eth = (struct rte_ether_hdr *)rte_pktmbuf_prepend(m, sizeof(*eth));
 	if (eth == NULL) {
 		drop(c, m, XG_STAT_MBUF_ALLOC);
 		return;
 	}
-	eth->dst_addr = mac;
-	eth->src_addr = c->dp->rt->port[nh->port].mac;
+	eth->dst_addr = c->nh_mac;
+	eth->src_addr = c->dp->rt->port[c->nh_port].mac;
 	eth->ether_type = rte_cpu_to_be_16(family == AF_INET ? RTE_ETHER_TYPE_IPV4 :
 							       RTE_ETHER_TYPE_IPV6);
-	queue_tx(c, nh->port, m);
+	queue_tx(c, c->nh_port, m);
 }
 
 /* Route the IP packet in @p m by its destination and send it. */
@@ -443,15 +464,6 @@ key_of(const struct rte_mbuf *m, struct xg_spd_key4 *k4, struct xg_spd_key6 *k6,
 	}
 	*key = k6;
 	return xg_spd_key_v6(ip, len, k6);
-}
-
-static struct xg_pol_rt *
-lookup(struct ctx *c, uint8_t family, enum xg_spd_dir dir, const void *key)
-{
-	uint32_t id;
-
-	xg_spd_classify(c->dp->spd, family, dir, &key, &id, 1);
-	return id == XG_SPD_NO_MATCH ? NULL : &c->dp->pols[id];
 }
 
 /* The policy's curlft.use_time: one store per policy and second at most. */
@@ -608,144 +620,425 @@ ask_for_sa(struct ctx *c, struct xg_pol_rt *p, uint8_t family, const void *key)
 		count(c, XG_STAT_ACQUIRE_ERROR);
 }
 
-/* Outbound policy (RFC 4301 5.1): bypass, discard or protect, then send. */
+/* The SAD key of ESP with SPI at @p esp for destination @p daddr. */
 static void
-outbound(struct ctx *c, struct rte_mbuf *m, uint8_t family, const void *key)
+sad_key(struct xg_sad_key *key, uint8_t family, const uint8_t *daddr, const uint8_t *esp)
 {
-	struct xg_pol_rt *p = lookup(c, family, XG_SPD_OUT, key);
-	uint32_t plain;
-	uint8_t why;
+	memset(key, 0, sizeof(*key));
+	key->family = family;
+	memcpy(key->daddr, daddr, family == AF_INET ? 4 : 16);
+	memcpy(&key->spi, esp, 4);
+}
 
-	if (p)
-		pol_used(p);
-	if (p == NULL && c->dp->default_block[XFRM_POLICY_OUT]) {
-		drop(c, m, XG_STAT_OUT_DEFAULT_BLOCK);
-		return;
-	}
-	if (p == NULL || (p->action == XFRM_POLICY_ALLOW && p->ntmpl == 0)) {
-		send_ip(c, m);
-		return;
-	}
-	if (p->action == XFRM_POLICY_BLOCK) {
-		drop(c, m, XG_STAT_OUT_POL_BLOCK);
-		return;
-	}
-	if (p->ntmpl > 1) {
-		drop(c, m, XG_STAT_OUT_BUNDLE_GEN_ERROR);
-		return;
-	}
-	if (p->sa == NULL) {
-		/* "level use": protect if an SA exists, else send in the clear. */
-		if (p->tmpl.optional) {
-			send_ip(c, m);
-			return;
+/* A packet between the stages of a burst, with what the stages learnt. */
+struct pkt {
+	struct rte_mbuf *m;
+	struct xg_sa_rt *sa;          /* inbound: the SA that decrypted it */
+	struct xg_pol_rt *pol;        /* outbound: the policy that matched */
+	uint8_t family;
+	union {
+		struct xg_spd_key4 k4;
+		struct xg_spd_key6 k6;
+	} key;
+};
+
+static inline const void *
+key_ptr(const struct pkt *p)
+{
+	return &p->key;
+}
+
+/* Classify the packets v[sel[0..n)] of @p family in direction @p dir with
+ * one ACL call, leaving the policy (or NULL) in pkt.pol. The stages pass
+ * index lists, not packets: copying a struct pkt just written costs more
+ * than the lookups. */
+static void
+classify_family(struct ctx *c, struct pkt *v, const uint8_t *sel, uint16_t n, uint8_t family,
+		enum xg_spd_dir dir)
+{
+	const void *keys[BURST];
+	uint32_t ids[BURST];
+	uint8_t idx[BURST];
+	uint16_t k = 0, i;
+
+	for (i = 0; i < n; i++)
+		if (v[sel[i]].family == family) {
+			keys[k] = key_ptr(&v[sel[i]]);
+			idx[k++] = sel[i];
 		}
-		ask_for_sa(c, p, family, key);
-		drop(c, m, XG_STAT_OUT_NO_STATES);
+	if (k == 0)
 		return;
-	}
-	if (unlikely(sa_spent(p->sa))) {
-		drop(c, m, XG_STAT_OUT_STATE_EXPIRED);
-		return;
-	}
-	if (p->sa->off.action == RTE_SECURITY_ACTION_TYPE_INLINE_PROTOCOL) {
-		offload_out(c, m, p->sa);
-		return;
-	}
-	plain = rte_pktmbuf_pkt_len(m);
-	if (xg_esp_outb(&p->sa->esp, &m, 1, &why) != 1) {
-		drop(c, m, why);
-		return;
-	}
-	if (p->sa->encap && !udp_encap(m, p->sa)) {
-		drop(c, m, XG_STAT_MBUF_ALLOC);
-		return;
-	}
-	sa_used(p->sa, plain + p->sa->hdr_len);
-	count(c, XG_STAT_OUT_ENCRYPTED);
-	send_ip(c, m);
+	xg_spd_classify(c->dp->spd, family, dir, keys, ids, k);
+	for (i = 0; i < k; i++)
+		v[idx[i]].pol = ids[i] == XG_SPD_NO_MATCH ? NULL : &c->dp->pols[ids[i]];
 }
 
-/* After the forward policy check, every packet meets the outbound SPD. */
 static void
-forward(struct ctx *c, struct rte_mbuf *m, const struct xg_sa_rt *via)
+classify_burst(struct ctx *c, struct pkt *v, const uint8_t *sel, uint16_t n, enum xg_spd_dir dir)
 {
-	struct xg_spd_key4 k4;
-	struct xg_spd_key6 k6;
-	struct xg_pol_rt *p;
-	const void *key;
-	uint8_t family = family_of(m);
-
-	if (!key_of(m, &k4, &k6, &key)) {
-		drop(c, m, XG_STAT_RX_BAD_IP);
-		return;
-	}
-	if (via && !sel_ok(via, family, key)) {
-		drop(c, m, XG_STAT_IN_STATE_MISMATCH);
-		return;
-	}
-	/* RFC 4301 5.2 / __xfrm_policy_check(): a forwarded packet must have
-	 * come the way the fwd policy asks, protected or not. */
-	p = lookup(c, family, XG_SPD_FWD, key);
-	if (p)
-		pol_used(p);
-	if (p == NULL && c->dp->default_block[XFRM_POLICY_FWD]) {
-		drop(c, m, XG_STAT_IN_NO_POLS);   /* SETDEFAULT fwd block */
-		return;
-	}
-	if (p && p->action == XFRM_POLICY_BLOCK) {
-		drop(c, m, XG_STAT_IN_POL_BLOCK);
-		return;
-	}
-	/* Without a template to match, only transport-mode protection may
-	 * pass (the kernel's secpath_has_nontransport()). */
-	if (via && via->mode == XFRM_MODE_TUNNEL && (p == NULL || p->ntmpl == 0)) {
-		drop(c, m, p ? XG_STAT_IN_TMPL_MISMATCH : XG_STAT_IN_NO_POLS);
-		return;
-	}
-	/* An optional ("level use") template may be skipped; a tunnel-mode
-	 * SA must still be the one the template names. */
-	if (p && p->ntmpl && !(via ? tmpl_ok(&p->tmpl, via) ||
-				     (p->tmpl.optional && via->mode != XFRM_MODE_TUNNEL) :
-				     p->tmpl.optional)) {
-		drop(c, m, XG_STAT_IN_TMPL_MISMATCH);
-		return;
-	}
-	if (!hop(m)) {
-		drop(c, m, XG_STAT_TTL_EXCEEDED);
-		return;
-	}
-	outbound(c, m, family, key);
+	classify_family(c, v, sel, n, AF_INET, dir);
+	classify_family(c, v, sel, n, AF_INET6, dir);
 }
 
-/* Decrypt @p m (bare IP + ESP) with @p sa and forward what comes out.
- * @return whether it was genuine. */
-static bool
-esp_in(struct ctx *c, struct rte_mbuf *m, struct xg_sa_rt *sa)
+/* Encapsulate @p n packets on @p sa (one crypto call), count them as the
+ * kernel does and send them. */
+static void
+protect_run(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf **mb, uint16_t n)
 {
-	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
-	uint32_t esp_bytes = rte_pktmbuf_pkt_len(m) - ((ip[0] >> 4) == 4 ? (ip[0] & 0xfu) * 4 : 40);
-	uint8_t why;
+	struct rte_mbuf *orig[BURST];
+	uint32_t plain[BURST];
+	uint64_t bytes = 0;
+	uint8_t why[BURST];
+	uint16_t good, i, j;
 
 	if (unlikely(sa_spent(sa))) {
-		drop(c, m, XG_STAT_IN_STATE_EXPIRED);
+		for (i = 0; i < n; i++)
+			drop(c, mb[i], XG_STAT_OUT_STATE_EXPIRED);
+		return;
+	}
+	if (sa->off.action == RTE_SECURITY_ACTION_TYPE_INLINE_PROTOCOL) {
+		for (i = 0; i < n; i++)
+			offload_out(c, mb[i], sa);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		orig[i] = mb[i];
+		plain[i] = rte_pktmbuf_pkt_len(mb[i]);
+	}
+	good = xg_esp_outb(&sa->esp, mb, n, why);
+	/* The good ones come first, in their original order. */
+	for (i = 0, j = 0; i < n && j < good; i++)
+		if (orig[i] == mb[j]) {
+			bytes += plain[i] + sa->hdr_len;
+			j++;
+		}
+	for (i = good; i < n; i++)
+		drop(c, mb[i], why[i]);
+	if (good == 0)
+		return;
+	__atomic_fetch_add(&sa->packets, good, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&sa->bytes, bytes, __ATOMIC_RELAXED);
+	xg_stats_add(c->w->stats, XG_STAT_OUT_ENCRYPTED, good);
+	for (i = 0; i < good; i++) {
+		if (sa->encap && !udp_encap(mb[i], sa)) {
+			drop(c, mb[i], XG_STAT_MBUF_ALLOC);
+			continue;
+		}
+		send_ip(c, mb[i]);
+	}
+}
+
+/* Outbound policy (RFC 4301 5.1) for what pkt.pol says: bypass, discard,
+ * or keep for protection (@return true, pkt.sa set). */
+static bool
+outbound_one(struct ctx *c, struct pkt *p)
+{
+	struct xg_pol_rt *pol = p->pol;
+
+	if (pol)
+		pol_used(pol);
+	if (pol == NULL && c->dp->default_block[XFRM_POLICY_OUT]) {
+		drop(c, p->m, XG_STAT_OUT_DEFAULT_BLOCK);
 		return false;
 	}
-	/* xg_esp_inb() checks the rest of the header and the lengths. */
-	if (xg_esp_inb(&sa->esp, &m, 1, &why) != 1) {
-		if (why == XG_STAT_IN_STATE_SEQ_ERROR)
-			__atomic_fetch_add(&sa->replay_fail, 1, __ATOMIC_RELAXED);
-		else if (why == XG_STAT_IN_STATE_PROTO_ERROR)
-			__atomic_fetch_add(&sa->integrity_fail, 1, __ATOMIC_RELAXED);
-		drop(c, m, why);
+	if (pol == NULL || (pol->action == XFRM_POLICY_ALLOW && pol->ntmpl == 0)) {
+		send_ip(c, p->m);
 		return false;
 	}
-	sa_used(sa, esp_bytes);
-	count(c, XG_STAT_IN_DECRYPTED);
-	forward(c, m, sa);
+	if (pol->action == XFRM_POLICY_BLOCK) {
+		drop(c, p->m, XG_STAT_OUT_POL_BLOCK);
+		return false;
+	}
+	if (pol->ntmpl > 1) {
+		drop(c, p->m, XG_STAT_OUT_BUNDLE_GEN_ERROR);
+		return false;
+	}
+	if (pol->sa == NULL) {
+		/* "level use": protect if an SA exists, else send in the clear. */
+		if (pol->tmpl.optional) {
+			send_ip(c, p->m);
+			return false;
+		}
+		ask_for_sa(c, pol, p->family, key_ptr(p));
+		drop(c, p->m, XG_STAT_OUT_NO_STATES);
+		return false;
+	}
+	p->sa = pol->sa;
 	return true;
 }
 
+/* Runs of packets v[sel[..]] for one SA, in arrival order within each SA:
+ * every run gets one call of @p fn. Bursts hold few distinct SAs, so the
+ * quadratic scan is cheaper than sorting. */
+static void
+per_sa(struct ctx *c, struct pkt *v, const uint8_t *sel, uint16_t n,
+       void (*fn)(struct ctx *, struct xg_sa_rt *, struct rte_mbuf **, uint16_t))
+{
+	struct rte_mbuf *run[BURST];
+	uint16_t i, j, k;
+
+	for (i = 0; i < n; i++) {
+		struct xg_sa_rt *sa = v[sel[i]].sa;
+
+		if (sa == NULL)
+			continue;
+		k = 0;
+		for (j = i; j < n; j++)
+			if (v[sel[j]].sa == sa) {
+				run[k++] = v[sel[j]].m;
+				v[sel[j]].sa = NULL;
+			}
+		fn(c, sa, run, k);
+	}
+}
+
+/* The outbound SPD for the (forwarded) packets v[sel[..]] with their keys. */
+static void
+outbound_burst(struct ctx *c, struct pkt *v, uint8_t *sel, uint16_t n)
+{
+	uint16_t i, k = 0;
+
+	classify_burst(c, v, sel, n, XG_SPD_OUT);
+	for (i = 0; i < n; i++)
+		if (outbound_one(c, &v[sel[i]]))
+			sel[k++] = sel[i];
+	per_sa(c, v, sel, k, protect_run);
+}
+
+/* RFC 4301 5.2 / __xfrm_policy_check(): a forwarded packet must have come
+ * the way the fwd policy (pkt.pol) asks, protected (pkt.sa) or not. */
+static bool
+fwd_ok(struct ctx *c, struct pkt *p)
+{
+	const struct xg_sa_rt *via = p->sa;
+	struct xg_pol_rt *pol = p->pol;
+
+	if (pol)
+		pol_used(pol);
+	if (pol == NULL && c->dp->default_block[XFRM_POLICY_FWD]) {
+		drop(c, p->m, XG_STAT_IN_NO_POLS);   /* SETDEFAULT fwd block */
+		return false;
+	}
+	if (pol && pol->action == XFRM_POLICY_BLOCK) {
+		drop(c, p->m, XG_STAT_IN_POL_BLOCK);
+		return false;
+	}
+	/* Without a template to match, only transport-mode protection may
+	 * pass (the kernel's secpath_has_nontransport()). */
+	if (via && via->mode == XFRM_MODE_TUNNEL && (pol == NULL || pol->ntmpl == 0)) {
+		drop(c, p->m, pol ? XG_STAT_IN_TMPL_MISMATCH : XG_STAT_IN_NO_POLS);
+		return false;
+	}
+	/* An optional ("level use") template may be skipped; a tunnel-mode
+	 * SA must still be the one the template names. */
+	if (pol && pol->ntmpl && !(via ? tmpl_ok(&pol->tmpl, via) ||
+					 (pol->tmpl.optional && via->mode != XFRM_MODE_TUNNEL) :
+					 pol->tmpl.optional)) {
+		drop(c, p->m, XG_STAT_IN_TMPL_MISMATCH);
+		return false;
+	}
+	if (!hop(p->m)) {
+		drop(c, p->m, XG_STAT_TTL_EXCEEDED);
+		return false;
+	}
+	return true;
+}
+
+/* Forwarding for a burst of IP packets (pkt.sa: the inbound SA that
+ * decrypted each, or NULL): keys, selector and fwd policy checks, then
+ * the outbound SPD. */
+static void
+forward_burst(struct ctx *c, struct pkt *v, uint16_t n)
+{
+	uint8_t sel[BURST];
+	uint16_t i, k = 0;
+
+	for (i = 0; i < n; i++) {
+		struct pkt *p = &v[i];
+		const void *key;
+
+		p->family = family_of(p->m);
+		if (!key_of(p->m, &p->key.k4, &p->key.k6, &key)) {
+			drop(c, p->m, XG_STAT_RX_BAD_IP);
+			continue;
+		}
+		if (p->sa && !sel_ok(p->sa, p->family, key)) {
+			drop(c, p->m, XG_STAT_IN_STATE_MISMATCH);
+			continue;
+		}
+		sel[k++] = (uint8_t)i;
+	}
+	if (k == 0)
+		return;
+	classify_burst(c, v, sel, k, XG_SPD_FWD);
+	for (i = 0, n = 0; i < k; i++)
+		if (fwd_ok(c, &v[sel[i]])) {
+			v[sel[i]].sa = NULL;
+			sel[n++] = sel[i];
+		}
+	outbound_burst(c, v, sel, n);
+}
+
+/* The ESP packets of one inbound SA that a burst holds, decrypted with
+ * one crypto call; what comes out joins @p out (pkt.sa set) for
+ * forwarding. @return the number of genuine packets. */
+static uint16_t
+esp_in_run(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf **mb, uint16_t n, struct pkt *out,
+	   uint16_t *nout)
+{
+	struct rte_mbuf *orig[BURST];
+	uint32_t esp_bytes[BURST];
+	uint64_t bytes = 0;
+	uint8_t why[BURST];
+	uint16_t good, i, j;
+
+	if (unlikely(sa_spent(sa))) {
+		for (i = 0; i < n; i++)
+			drop(c, mb[i], XG_STAT_IN_STATE_EXPIRED);
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		const uint8_t *ip = rte_pktmbuf_mtod(mb[i], const uint8_t *);
+
+		orig[i] = mb[i];
+		esp_bytes[i] = rte_pktmbuf_pkt_len(mb[i]) -
+			       ((ip[0] >> 4) == 4 ? (ip[0] & 0xfu) * 4 : 40);
+	}
+	/* xg_esp_inb() checks the rest of the header and the lengths. */
+	good = xg_esp_inb(&sa->esp, mb, n, why);
+	for (i = 0, j = 0; i < n && j < good; i++)
+		if (orig[i] == mb[j]) {
+			bytes += esp_bytes[i];
+			j++;
+		}
+	for (i = good; i < n; i++) {
+		if (why[i] == XG_STAT_IN_STATE_SEQ_ERROR)
+			__atomic_fetch_add(&sa->replay_fail, 1, __ATOMIC_RELAXED);
+		else if (why[i] == XG_STAT_IN_STATE_PROTO_ERROR)
+			__atomic_fetch_add(&sa->integrity_fail, 1, __ATOMIC_RELAXED);
+		drop(c, mb[i], why[i]);
+	}
+	if (good == 0)
+		return 0;
+	__atomic_fetch_add(&sa->packets, good, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&sa->bytes, bytes, __ATOMIC_RELAXED);
+	xg_stats_add(c->w->stats, XG_STAT_IN_DECRYPTED, good);
+	for (i = 0; i < good; i++) {
+		out[*nout].m = mb[i];
+		out[(*nout)++].sa = sa;
+	}
+	return good;
+}
+
+/* The burst being received: ESP for our SAs (SAD key per packet) and IP
+ * packets to forward, gathered by rx_burst() for their stages. */
+struct rx_lists {
+	struct pkt fwd[BURST];
+	uint16_t nfwd;
+	struct rte_mbuf *esp[BURST];
+	struct xg_sad_key key[BURST];
+	bool local[BURST];            /* ESP for one of our addresses */
+	uint16_t nesp;
+};
+
+static void
+esp_run_collect(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf **mb, uint16_t n)
+{
+	struct rx_lists *l = c->rx;
+
+	esp_in_run(c, sa, mb, n, l->fwd, &l->nfwd);
+}
+
+/* Look up every ESP packet's SA at once, then decrypt per SA. */
+static void
+esp_in_burst(struct ctx *c, struct rx_lists *l)
+{
+	const void *keys[BURST];
+	void *data[BURST];
+	struct pkt v[BURST];
+	uint8_t sel[BURST];
+	uint64_t hits = 0;
+	uint16_t i, k = 0;
+
+	if (l->nesp == 0)
+		return;
+	for (i = 0; i < l->nesp; i++)
+		keys[i] = &l->key[i];
+	rte_hash_lookup_bulk_data(c->dp->sad_in, keys, l->nesp, &hits, data);
+	for (i = 0; i < l->nesp; i++) {
+		struct xg_sa_rt *sa = data[i];
+
+		if (!(hits & (1ull << i))) {
+			if (l->local[i]) {
+				drop(c, l->esp[i], XG_STAT_IN_NO_STATES);
+				continue;
+			}
+			/* Transit ESP: forwarded like any packet. */
+			l->fwd[l->nfwd].m = l->esp[i];
+			l->fwd[l->nfwd++].sa = NULL;
+			continue;
+		}
+		if (unlikely(sa->encap)) {
+			/* The SA was negotiated for ESP-in-UDP (xfrm_input()). */
+			drop(c, l->esp[i], XG_STAT_IN_STATE_MISMATCH);
+			continue;
+		}
+		v[k].m = l->esp[i];
+		v[k].sa = sa;
+		sel[k] = (uint8_t)k;
+		k++;
+	}
+	c->rx = l;
+	per_sa(c, v, sel, k, esp_run_collect);
+}
+
+/* Decrypt one packet of @p sa and forward it at once (NAT-T, which the
+ * burst path leaves aside). @return whether it was genuine. */
+static bool
+esp_in_one(struct ctx *c, struct rte_mbuf *m, struct xg_sa_rt *sa)
+{
+	struct pkt out[1];
+	uint16_t n = 0;
+
+	if (esp_in_run(c, sa, &m, 1, out, &n) == 0)
+		return false;
+	forward_burst(c, out, n);
+	return true;
+}
+
+/* Is this ESP? Then the SAD decides (key filled in, *local set, @return
+ * 1), or, too short, it is dropped here if it is for one of our addresses
+ * (@return -1) and forwarded if not (@return 0, as anything not ESP).
+ * Transit ESP of one of our SAs (transport mode to a host behind us) is
+ * ours too, as in the kernel's xfrm_input(). */
+static int
+esp_candidate(struct ctx *c, struct rte_mbuf *m, struct xg_sad_key *key, bool *local)
+{
+	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
+	unsigned int l3;
+	uint8_t family;
+
+	if ((ip[0] >> 4) == 4) {
+		if (ip[9] != IPPROTO_ESP)
+			return 0;
+		l3 = (ip[0] & 0xfu) * 4;
+		family = AF_INET;
+	} else {
+		if (ip[6] != IPPROTO_ESP)
+			return 0;
+		l3 = 40;
+		family = AF_INET6;
+	}
+	*local = xg_dp_is_local(c->dp->rt, family, dst_of(m));
+	if (rte_pktmbuf_data_len(m) < l3 + 4) {
+		if (!*local)
+			return 0;
+		drop(c, m, XG_STAT_IN_HDR_ERROR);
+		return -1;
+	}
+	sad_key(key, family, dst_of(m), ip + l3);
+	return 1;
+}
 /* The inbound SA of ESP with SPI at @p esp for destination @p daddr. */
 static struct xg_sa_rt *
 sad_lookup(struct ctx *c, uint8_t family, const uint8_t *daddr, const uint8_t *esp)
@@ -753,59 +1046,8 @@ sad_lookup(struct ctx *c, uint8_t family, const uint8_t *daddr, const uint8_t *e
 	struct xg_sad_key key;
 	struct xg_sa_rt *sa;
 
-	memset(&key, 0, sizeof(key));
-	key.family = family;
-	memcpy(key.daddr, daddr, family == AF_INET ? 4 : 16);
-	memcpy(&key.spi, esp, 4);
+	sad_key(&key, family, daddr, esp);
 	return rte_hash_lookup_data(c->dp->sad_in, &key, (void **)&sa) < 0 ? NULL : sa;
-}
-
-/* ESP for one of our inbound SAs, or ESP that is ours to refuse. */
-static bool
-inbound_esp(struct ctx *c, struct rte_mbuf *m)
-{
-	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
-	size_t len = rte_pktmbuf_data_len(m);
-	const uint8_t *daddr;
-	struct xg_sa_rt *sa;
-	unsigned int l3;
-	uint8_t family;
-	bool local;
-
-	if ((ip[0] >> 4) == 4) {
-		l3 = (ip[0] & 0xfu) * 4;
-		if (ip[9] != IPPROTO_ESP)
-			return false;
-		family = AF_INET;
-		daddr = ip + 16;
-	} else {
-		l3 = 40;
-		if (ip[6] != IPPROTO_ESP)
-			return false;
-		family = AF_INET6;
-		daddr = ip + 24;
-	}
-	local = xg_dp_is_local(c->dp->rt, family, daddr);
-	if (len < l3 + 4) {
-		if (!local)
-			return false;
-		drop(c, m, XG_STAT_IN_HDR_ERROR);
-		return true;
-	}
-	sa = sad_lookup(c, family, daddr, ip + l3);
-	if (sa == NULL) {
-		if (!local)
-			return false;   /* transit ESP: forwarded like any packet */
-		drop(c, m, XG_STAT_IN_NO_STATES);
-		return true;
-	}
-	if (unlikely(sa->encap)) {
-		/* The SA was negotiated for ESP-in-UDP (xfrm_input()). */
-		drop(c, m, XG_STAT_IN_STATE_MISMATCH);
-		return true;
-	}
-	esp_in(c, m, sa);
-	return true;
 }
 
 /* A NAT-T peer's outer address or port changed: the key manager hears of
@@ -891,7 +1133,7 @@ inbound_natt(struct ctx *c, struct rte_mbuf *m)
 	rte_pktmbuf_adj(m, 8);
 	/* A new outer source is reported once the packet proves genuine
 	 * (esp_input_done2()). */
-	if (esp_in(c, m, sa) &&
+	if (esp_in_one(c, m, sa) &&
 	    (sport != (uint16_t)(__atomic_load_n(&sa->encap_ports, __ATOMIC_RELAXED) >> 16) ||
 	     memcmp(osaddr, sa->saddr, family == AF_INET ? 4 : 16) != 0))
 		report_mapping(c, sa, family, osaddr, sport);
@@ -905,6 +1147,7 @@ static void
 offload_in(struct ctx *c, struct rte_mbuf *m)
 {
 	struct xg_sa_rt *sa = NULL;
+	struct pkt p;
 
 	if (rte_security_dynfield_is_registered())
 		sa = xg_dp_sa_by_uid(c->dp, *rte_security_dynfield(m));
@@ -919,17 +1162,30 @@ offload_in(struct ctx *c, struct rte_mbuf *m)
 	}
 	sa_used(sa, rte_pktmbuf_pkt_len(m) + sa->hdr_len);
 	count(c, XG_STAT_IN_DECRYPTED);
-	forward(c, m, sa);
+	p.m = m;
+	p.sa = sa;
+	forward_burst(c, &p, 1);
 }
 
+/* An IP packet (data at the IP header) that arrived on @p port: into the
+ * burst's ESP or forwarding list, or handled here (NAT-T, offload, the
+ * gateway's own traffic). */
 static void
-ip_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
+ip_in(struct ctx *c, uint16_t port, struct rte_mbuf *m, struct rx_lists *l)
 {
-	if (m->ol_flags & RTE_MBUF_F_RX_SEC_OFFLOAD) {
+	int esp;
+
+	if (unlikely(m->ol_flags & RTE_MBUF_F_RX_SEC_OFFLOAD)) {
 		offload_in(c, m);
 		return;
 	}
-	if (inbound_esp(c, m) || inbound_natt(c, m))
+	esp = esp_candidate(c, m, &l->key[l->nesp], &l->local[l->nesp]);
+	if (esp) {
+		if (esp > 0)
+			l->esp[l->nesp++] = m;
+		return;
+	}
+	if (inbound_natt(c, m))
 		return;
 	if (xg_dp_is_local(c->dp->rt, family_of(m), dst_of(m)) ||
 	    (c->dp->rt->port[port].exc && family_of(m) == AF_INET6 && dst_of(m)[0] == 0xff)) {
@@ -940,11 +1196,14 @@ ip_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 			drop(c, m, XG_STAT_LOCAL_IN);
 		return;
 	}
-	forward(c, m, NULL);
+	l->fwd[l->nfwd].m = m;
+	l->fwd[l->nfwd++].sa = NULL;
 }
 
+/* Layer 2 of one received frame: ARP, neighbour discovery and the
+ * exception path are handled here; IP goes on to ip_in(). */
 static void
-rx_one(struct ctx *c, uint16_t port, struct rte_mbuf *m)
+rx_one(struct ctx *c, uint16_t port, struct rte_mbuf *m, struct rx_lists *l)
 {
 	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
 	uint16_t type;
@@ -961,7 +1220,7 @@ rx_one(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 		return;
 	}
 	type = rte_be_to_cpu_16(eth->ether_type);
-	if (type == RTE_ETHER_TYPE_ARP) {
+	if (unlikely(type == RTE_ETHER_TYPE_ARP)) {
 		arp_in(c, port, m);
 		return;
 	}
@@ -976,7 +1235,27 @@ rx_one(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 	}
 	if (type == RTE_ETHER_TYPE_IPV6 && nd_in(c, port, m))
 		return;
-	ip_in(c, port, m);
+	ip_in(c, port, m, l);
+}
+
+/* One received burst through every stage: layer 2 and sorting, inbound
+ * ESP per SA, then forwarding of the plain and the decrypted packets
+ * together. */
+static void
+rx_burst(struct ctx *c, uint16_t port, struct rte_mbuf **mb, uint16_t n)
+{
+	struct rx_lists l;
+	uint16_t i;
+
+	l.nfwd = 0;
+	l.nesp = 0;
+	c->nh_valid = false;
+	for (i = 0; i < n; i++)
+		rte_prefetch0(rte_pktmbuf_mtod(mb[i], void *));
+	for (i = 0; i < n; i++)
+		rx_one(c, port, mb[i], &l);
+	esp_in_burst(c, &l);
+	forward_burst(c, l.fwd, l.nfwd);
 }
 
 int
@@ -985,27 +1264,36 @@ xg_worker_main(void *arg)
 	struct xg_worker *w = arg;
 	struct rte_mbuf *mb[BURST];
 	struct ctx c;
-	uint16_t q, i, n;
+	uint64_t last, now;
+	uint16_t q, n;
+	bool busy;
 
 	memset(&c, 0, sizeof(c));
 	c.w = w;
 	rte_rcu_qsbr_thread_register(xg_shared.qsbr, w->tid);
 	rte_rcu_qsbr_thread_online(xg_shared.qsbr, w->tid);
+	last = rte_rdtsc();
 	while (!xg_shared.stop) {
+		busy = false;
 		for (q = 0; q < w->nrxq; q++) {
 			n = rte_eth_rx_burst(w->rxq[q].port, w->rxq[q].queue, mb, BURST);
 			if (n == 0)
 				continue;
+			busy = true;
 			xg_stats_add(w->stats, XG_STAT_RX_PACKETS, n);
 			/* The newest tables for every burst; whatever the control
 			 * thread publishes meanwhile, they stay valid until our
 			 * next quiescent report. */
 			c.dp = __atomic_load_n(&xg_shared.dp, __ATOMIC_ACQUIRE);
-			for (i = 0; i < n; i++)
-				rx_one(&c, w->rxq[q].port, mb[i]);
+			rx_burst(&c, w->rxq[q].port, mb, n);
 			flush_tx(&c);
 		}
 		rte_rcu_qsbr_quiescent(xg_shared.qsbr, w->tid);
+		/* How long one round took: a stall (the longest round) would
+		 * show here, whatever the control thread does meanwhile. */
+		now = rte_rdtsc();
+		xg_lcore_round(&w->load, now - last, busy);
+		last = now;
 	}
 	rte_rcu_qsbr_thread_offline(xg_shared.qsbr, w->tid);
 	rte_rcu_qsbr_thread_unregister(xg_shared.qsbr, w->tid);

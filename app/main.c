@@ -43,6 +43,7 @@ struct options {
 	const char *socket_path;
 	const char *config_path;   /* NULL: embedded defaults */
 	unsigned int run_seconds;  /* 0: until signalled */
+	unsigned int mbufs;        /* packet buffers in the pool */
 };
 
 static volatile sig_atomic_t stop;
@@ -61,8 +62,10 @@ usage(const char *prog)
 	       "  --xfrm-socket PATH   XFRM netlink control socket (default %s)\n"
 	       "  --config FILE        configuration (rte_cfgfile INI, see conf/xfrmgw.conf)\n"
 	       "  --run-seconds N      exit after N seconds (0: run until SIGTERM/SIGINT)\n"
+	       "  --mbufs N            packet buffers (default %u; net_pcap's infinite_rx\n"
+	       "                       keeps a whole capture in them)\n"
 	       "  -h, --help           this text\n",
-	       prog, DEFAULT_SOCKET);
+	       prog, DEFAULT_SOCKET, NB_MBUF);
 }
 
 static int
@@ -72,6 +75,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "xfrm-socket", required_argument, NULL, 's' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "run-seconds", required_argument, NULL, 't' },
+		{ "mbufs", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -81,6 +85,7 @@ parse_options(int argc, char **argv, struct options *o)
 	o->socket_path = DEFAULT_SOCKET;
 	o->config_path = NULL;
 	o->run_seconds = 0;
+	o->mbufs = NB_MBUF;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -93,6 +98,11 @@ parse_options(int argc, char **argv, struct options *o)
 		case 't':
 			o->run_seconds = (unsigned int)strtoul(optarg, &end, 10);
 			if (*end)
+				return -EINVAL;
+			break;
+		case 'm':
+			o->mbufs = (unsigned int)strtoul(optarg, &end, 10);
+			if (*end || o->mbufs < 1024)
 				return -EINVAL;
 			break;
 		case 'h':
@@ -413,6 +423,46 @@ tel_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 	return 0;
 }
 
+/* /xfrmgw/lcore: each worker's poll loop (struct xg_lcore_load), read
+ * while the worker writes it; each value is one 64-bit word. */
+static int
+tel_lcore(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	uint64_t hz = rte_get_timer_hz();
+	unsigned int i;
+
+	(void)cmd;
+	(void)params;
+	rte_tel_data_start_dict(d);
+	for (i = 0; i < nworkers; i++) {
+		const struct xg_lcore_load *l = &workers[i].load;
+		struct rte_tel_data *w = rte_tel_data_alloc();
+		uint64_t rounds = __atomic_load_n(&l->rounds, __ATOMIC_RELAXED);
+		uint64_t busy = __atomic_load_n(&l->busy_rounds, __ATOMIC_RELAXED);
+		uint64_t rx = wstats ? __atomic_load_n(&wstats[i].c[XG_STAT_RX_PACKETS],
+						       __ATOMIC_RELAXED) : 0;
+		char name[16];
+
+		if (w == NULL)
+			return -ENOMEM;
+		rte_tel_data_start_dict(w);
+		rte_tel_data_add_dict_u64(w, "lcore", workers[i].lcore);
+		rte_tel_data_add_dict_u64(w, "rounds", rounds);
+		rte_tel_data_add_dict_u64(w, "busy_rounds", busy);
+		rte_tel_data_add_dict_u64(w, "busy_cycles",
+					  __atomic_load_n(&l->busy_cycles, __ATOMIC_RELAXED));
+		rte_tel_data_add_dict_u64(w, "rx_packets", rx);
+		rte_tel_data_add_dict_u64(w, "packets_per_busy_round_x100",
+					  busy ? rx * 100 / busy : 0);
+		rte_tel_data_add_dict_u64(w, "max_stall_us",
+					  __atomic_load_n(&l->max_round_cycles, __ATOMIC_RELAXED) *
+					  1000000 / hz);
+		snprintf(name, sizeof(name), "worker%u", i);
+		rte_tel_data_add_dict_container(d, name, w, 0);
+	}
+	return 0;
+}
+
 static void
 log_counters(void)
 {
@@ -698,7 +748,7 @@ main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 
-	pool = rte_pktmbuf_pool_create("xg_mbuf", NB_MBUF, MBUF_CACHE, 0,
+	pool = rte_pktmbuf_pool_create("xg_mbuf", o.mbufs, MBUF_CACHE, 0,
 				       RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
 	if (pool == NULL) {
 		MAIN_LOG(ERR, "mbuf pool: %s", rte_strerror(rte_errno));
@@ -729,6 +779,8 @@ main(int argc, char **argv)
 	}
 	rte_telemetry_register_cmd("/xfrmgw/stats", tel_stats,
 				   "Data-plane counters (Linux XFRM MIB names, then xfrmgw's own)");
+	rte_telemetry_register_cmd("/xfrmgw/lcore", tel_lcore,
+				   "Workers: poll rounds, busy rounds and cycles, longest round (max_stall_us)");
 	rte_telemetry_register_cmd("/xfrmgw/dp", tel_dp,
 				   "Published snapshot: SAs, policies, builds and their duration");
 	if (nworkers && ((routes = xg_routes_build(&cfg, &err)) == NULL ||

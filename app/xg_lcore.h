@@ -9,6 +9,7 @@
  * and reporting a quiescent state after every round.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <rte_rcu_qsbr.h>
@@ -17,6 +18,28 @@
 #include "xg_stats.h"
 
 struct xg_dp;
+
+/** How busy a worker is: rounds of its poll loop, those that received
+ *  something, the cycles they took and the longest one. Written by the
+ *  worker only, read by telemetry (64-bit stores, no atomics needed). */
+struct xg_lcore_load {
+	uint64_t rounds;
+	uint64_t busy_rounds;
+	uint64_t busy_cycles;
+	uint64_t max_round_cycles;
+};
+
+static inline void
+xg_lcore_round(struct xg_lcore_load *l, uint64_t cycles, bool busy)
+{
+	l->rounds++;
+	if (busy) {
+		l->busy_rounds++;
+		l->busy_cycles += cycles;
+	}
+	if (cycles > l->max_round_cycles)
+		l->max_round_cycles = cycles;
+}
 
 struct xg_worker {
 	unsigned int lcore;
@@ -28,6 +51,7 @@ struct xg_worker {
 	struct rte_ring *learn;        /**< neighbours seen, for the control thread */
 	struct rte_ring *acquire;      /**< struct xg_acq_req, for the control thread */
 	struct rte_ring *mapping;      /**< struct xg_map_req, for the control thread */
+	struct xg_lcore_load load;
 };
 
 /** What every worker reads. The control thread writes dp (release). */

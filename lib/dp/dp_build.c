@@ -471,6 +471,15 @@ build_ports(struct xg_routes *dp, const struct xg_config *cfg)
 		rte_eth_macaddr_get(p, &dp->port[p].mac);
 		dp->port[p].naddr = cfg->port[p].naddr;
 		memcpy(dp->port[p].addr, cfg->port[p].addr, sizeof(dp->port[p].addr));
+		for (i = 0; i < cfg->port[p].naddr; i++) {
+			const struct xg_cfg_prefix *a = &cfg->port[p].addr[i];
+
+			dp->local[dp->nlocal].family = a->family;
+			dp->local[dp->nlocal].port = p;
+			memcpy(dp->local[dp->nlocal++].addr,
+			       a->family == AF_INET ? (const void *)&a->v4 : (const void *)&a->v6,
+			       a->family == AF_INET ? 4 : 16);
+		}
 	}
 	for (i = 0; i < cfg->nneigh; i++) {
 		dp->neigh[i].addr = cfg->neigh[i].addr;

@@ -137,13 +137,14 @@ xg_dp_port_addr(const struct xg_routes *dp, uint16_t port, uint8_t family)
 int
 xg_dp_local_port(const struct xg_routes *dp, uint8_t family, const uint8_t *addr)
 {
-	uint16_t p;
-	int i;
+	uint32_t i;
 
-	for (p = 0; p < XG_CFG_MAX_PORTS; p++)
-		for (i = 0; i < dp->port[p].naddr; i++)
-			if (same(&dp->port[p].addr[i], family, addr))
-				return p;
+	/* Constant sizes: memcmp() becomes a compare or two. */
+	for (i = 0; i < dp->nlocal; i++)
+		if (dp->local[i].family == family &&
+		    (family == AF_INET ? memcmp(dp->local[i].addr, addr, 4) :
+					 memcmp(dp->local[i].addr, addr, 16)) == 0)
+			return dp->local[i].port;
 	return -1;
 }
 

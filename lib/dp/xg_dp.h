@@ -104,6 +104,14 @@ struct xg_routes {
 	struct xg_dp_neigh neigh[XG_CFG_MAX_NEIGH];
 	uint32_t nneigh;
 	struct xg_dp_port port[XG_CFG_MAX_PORTS];
+	/* Every port address in one short array: "is it ours?" is asked of
+	 * every packet, so it must not walk all ports. */
+	struct {
+		uint8_t family;
+		uint16_t port;
+		uint8_t addr[16];
+	} local[XG_CFG_MAX_PORTS * XG_CFG_MAX_ADDRS];
+	uint32_t nlocal;
 	/* Learnt neighbours: written by the control thread only, read by the
 	 * workers without locks (rte_hash lock-free reader concurrency). */
 	struct rte_hash *learnt;

@@ -61,23 +61,21 @@ v6_esp_offset(const uint8_t *ip, unsigned int len, uint8_t **nextp)
 static void
 outer_v4(const struct xg_esp_sa *sa, uint8_t *p, const uint8_t *inner, uint16_t total)
 {
-	struct rte_ipv4_hdr h;
-	uint8_t tos = (inner[0] >> 4) == 4 ? inner[1] : (uint8_t)((inner[0] << 4) | (inner[1] >> 4));
-
-	memset(&h, 0, sizeof(h));
-	h.version_ihl = 0x45;
-	h.type_of_service = tos;
-	h.total_length = rte_cpu_to_be_16(total);
+	bool v4 = (inner[0] >> 4) == 4;
+	uint8_t tos = v4 ? inner[1] : (uint8_t)((inner[0] << 4) | (inner[1] >> 4));
 	/* Keep the inner DF bit, as the kernel's tunnel mode does. */
-	if ((inner[0] >> 4) == 4)
-		h.fragment_offset = ((const struct rte_ipv4_hdr *)inner)->fragment_offset &
-				    rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
-	h.time_to_live = 64;
-	h.next_proto_id = IPPROTO_ESP;
-	memcpy(&h.src_addr, sa->saddr, 4);
-	memcpy(&h.dst_addr, sa->daddr, 4);
-	h.hdr_checksum = rte_ipv4_cksum(&h);
-	memcpy(p, &h, sizeof(h));
+	uint32_t df = v4 ? (uint32_t)(inner[6] & 0x40) << 8 : 0;
+	uint32_t sum = sa->outer4_sum + tos + total + df;
+
+	memcpy(p, sa->outer4, sizeof(sa->outer4));
+	p[1] = tos;
+	p[2] = (uint8_t)(total >> 8);
+	p[3] = (uint8_t)total;
+	p[6] = (uint8_t)(df >> 8);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	p[10] = (uint8_t)(~sum >> 8);
+	p[11] = (uint8_t)~sum;
 }
 
 static void
@@ -130,7 +128,7 @@ encap_one(struct xg_esp_sa *sa, struct rte_mbuf *m, struct outb_pkt *o, uint64_t
 		plen = len - l3;
 		hdr = ESP_HDR_LEN + sa->iv_len;
 	}
-	pad = (sa->align - (plen + 2) % sa->align) % sa->align;
+	pad = (0u - (plen + 2)) & (sa->align - 1u);   /* align: 4 or 16 */
 	tail = pad + 2 + sa->icv_len;
 	if (rte_pktmbuf_headroom(m) < hdr || rte_pktmbuf_tailroom(m) < tail ||
 	    len + hdr + tail > UINT16_MAX)
@@ -236,15 +234,18 @@ outb_burst(struct xg_esp_sa *sa, struct rte_mbuf *mb[], uint16_t n, uint8_t why[
 	struct esp_vec v;
 	uint16_t idx[BURST], k = 0, i;
 	uint8_t reason[BURST];
+	/* Several lcores may send on one SA: each number (and with it the
+	 * counter-mode IV) is handed out exactly once, a burst's worth at a
+	 * time. A packet that fails below leaves a gap, which ESP allows. */
+	uint64_t last = __atomic_fetch_add(&sa->seq, n, __ATOMIC_RELAXED);
 
 	for (i = 0; i < n; i++) {
-		/* Several lcores may send on one SA: each number (and with it
-		 * the counter-mode IV) is handed out exactly once. */
-		uint64_t seq = __atomic_add_fetch(&sa->seq, 1, __ATOMIC_RELAXED);
+		uint64_t seq = last + 1 + i;
 		int r;
 
-		/* Never wrap: a sender must stop using an SA, not reuse numbers. */
-		if ((!sa->esn && seq > UINT32_MAX) || seq == 0) {
+		/* Never wrap: a sender must stop using an SA, not reuse numbers
+		 * (seq <= last: the 64-bit counter went round). */
+		if ((!sa->esn && seq > UINT32_MAX) || seq <= last) {
 			reason[i] = XG_STAT_OUT_STATE_SEQ_ERROR;
 			continue;
 		}

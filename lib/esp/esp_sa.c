@@ -5,6 +5,7 @@
  */
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -89,6 +90,25 @@ check_cfg(const struct xg_esp_cfg *c)
 	return c->icv_bytes >= 4 ? 0 : -EINVAL;
 }
 
+/* The constant part of an outer IPv4 header (see struct xg_esp_sa). */
+static void
+outer4_template(struct xg_esp_sa *sa)
+{
+	uint8_t *h = sa->outer4;
+	uint32_t sum = 0;
+	unsigned int i;
+
+	memset(h, 0, sizeof(sa->outer4));
+	h[0] = 0x45;
+	h[8] = 64;            /* TTL */
+	h[9] = IPPROTO_ESP;
+	memcpy(h + 12, sa->saddr, 4);
+	memcpy(h + 16, sa->daddr, 4);
+	for (i = 0; i < sizeof(sa->outer4); i += 2)
+		sum += (uint32_t)(h[i] << 8 | h[i + 1]);
+	sa->outer4_sum = sum;
+}
+
 int
 xg_esp_sa_init(struct xg_esp_sa *sa, const struct xg_esp_cfg *c)
 {
@@ -109,6 +129,8 @@ xg_esp_sa_init(struct xg_esp_sa *sa, const struct xg_esp_cfg *c)
 	memcpy(sa->salt, c->salt, sizeof(sa->salt));
 	memcpy(sa->saddr, c->saddr, sizeof(sa->saddr));
 	memcpy(sa->daddr, c->daddr, sizeof(sa->daddr));
+	if (c->family == AF_INET)
+		outer4_template(sa);
 	sa->seq = c->seq;
 	/* CBC: a random 16-byte IV and 16-byte blocks; counter modes and the
 	 * AEADs: the 8-byte sequence-derived IV, 4-byte alignment. */

@@ -72,6 +72,11 @@ struct xg_esp_sa {
 	bool cpu;                  /**< CPU crypto, else lookaside operations */
 	uint64_t iv_ctr;           /**< CBC IV stream state */
 	uint8_t iv_key[16];
+	/* Outbound tunnel over IPv4: the outer header with everything but
+	 * TOS, length and DF filled in, and the one's-complement sum of its
+	 * 16-bit words, so each packet's header is a copy and three adds. */
+	uint8_t outer4[20];
+	uint32_t outer4_sum;
 	struct xg_replay replay;   /**< inbound */
 };
 
