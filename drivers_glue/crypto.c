@@ -98,6 +98,12 @@ xg_crypto_cpu(void)
 	return cpu;
 }
 
+bool
+xg_crypto_ipsec_mb(void)
+{
+	return dev_id >= 0 && strncmp(dev_name, "crypto_aesni_mb", 15) == 0;
+}
+
 struct rte_mempool *
 xg_crypto_op_pool(void)
 {

@@ -38,6 +38,10 @@ uint8_t xg_crypto_dev(void);
  *  through its queue pairs (lookaside). */
 bool xg_crypto_cpu(void);
 
+/** Is the device crypto_aesni_mb, i.e. IPsec-MB? (The ESP engine then
+ *  calls IPsec-MB directly for the suites it does best.) */
+bool xg_crypto_ipsec_mb(void);
+
 /** Pool of crypto operations for lookaside devices (NULL with CPU crypto). */
 struct rte_mempool *xg_crypto_op_pool(void);
 

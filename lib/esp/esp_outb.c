@@ -5,7 +5,6 @@
  */
 
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 
 #include <rte_byteorder.h>
@@ -18,8 +17,8 @@
 
 #define BURST XG_ESP_BURST_MAX
 
-/* CBC IVs must be unpredictable: they come from the kernel's CSPRNG, a
- * page at a time per lcore, never from a counter. */
+/* CBC IVs must be unpredictable: they come from esp_random(), a page at a
+ * time per lcore, never from a counter. */
 static __thread uint8_t rnd_buf[4096];
 static __thread unsigned int rnd_off = sizeof(rnd_buf);
 
@@ -27,7 +26,7 @@ static int
 random_iv(uint8_t *iv, unsigned int len)
 {
 	if (rnd_off + len > sizeof(rnd_buf)) {
-		if (getrandom(rnd_buf, sizeof(rnd_buf), 0) != (ssize_t)sizeof(rnd_buf))
+		if (esp_random(rnd_buf, sizeof(rnd_buf)))
 			return -1;
 		rnd_off = 0;
 	}

@@ -73,6 +73,17 @@ esp_partition(struct rte_mbuf *mb[], uint16_t n, const uint8_t why[], uint8_t ou
 void esp_vec_lookaside(const struct xg_esp_sa *sa, struct esp_vec *v, uint32_t n,
 		       uint16_t head, uint16_t tail);
 
+/* IPsec-MB without the crypto device (esp_imb.c): -ENOTSUP for a suite
+ * it does not take, which then goes to the device. */
+int esp_imb_init(struct xg_esp_sa *sa, const struct xg_esp_cfg *c);
+void esp_imb_fini(struct xg_esp_sa *sa);
+void esp_imb_run(const struct xg_esp_sa *sa, struct esp_vec *v, uint32_t n, uint16_t head,
+		 uint16_t tail);
+
+/* @p len (a multiple of 16, at most 4096) unpredictable bytes for CBC IVs.
+ * @return 0 or -1. */
+int esp_random(uint8_t *buf, uint32_t len);
+
 /* One CPU-crypto call for @p n entries. AEADs get exactly the ciphertext;
  * cipher + HMAC get the region from the ESP header: the cipher skips the
  * header and IV, and with ESN the high half appended for the HMAC. */
@@ -84,6 +95,11 @@ esp_vec_run(const struct xg_esp_sa *sa, struct esp_vec *v, uint32_t n)
 
 	if (n == 0)
 		return;
+	if (sa->imb) {
+		esp_imb_run(sa, v, n, sa->aead ? 0 : (uint16_t)(ESP_HDR_LEN + sa->iv_len),
+			    !sa->aead && sa->esn ? 4 : 0);
+		return;
+	}
 	if (!sa->cpu) {
 		esp_vec_lookaside(sa, v, n, sa->aead ? 0 : (uint16_t)(ESP_HDR_LEN + sa->iv_len),
 				  !sa->aead && sa->esn ? 4 : 0);

@@ -137,6 +137,9 @@ xg_esp_sa_init(struct xg_esp_sa *sa, const struct xg_esp_cfg *c)
 	sa->iv_len = sa->aead || sa->ctr ? 8 : c->cipher == XG_CIPHER_AES_CBC ? 16 : 0;
 	sa->align = c->cipher == XG_CIPHER_AES_CBC ? 16 : 4;
 	xg_replay_init(&sa->replay, c->outbound ? 0 : c->replay_window, c->esn);
+	rc = esp_imb_init(sa, c);
+	if (rc != -ENOTSUP)
+		return rc;
 	sa->sess = xg_crypto_session_create(xg_esp_xforms(c, x));
 	sa->dev = xg_crypto_dev();
 	sa->cpu = xg_crypto_cpu();
@@ -146,6 +149,8 @@ xg_esp_sa_init(struct xg_esp_sa *sa, const struct xg_esp_cfg *c)
 void
 xg_esp_sa_fini(struct xg_esp_sa *sa)
 {
-	xg_crypto_session_free(sa->sess);
+	esp_imb_fini(sa);
+	if (sa->sess)
+		xg_crypto_session_free(sa->sess);
 	explicit_bzero(sa, sizeof(*sa));
 }

@@ -68,6 +68,7 @@ struct xg_esp_sa {
 	uint64_t seq;              /**< outbound: last number handed out (atomic) */
 	uint8_t saddr[16], daddr[16];
 	void *sess;
+	struct esp_imb *imb;       /**< straight on IPsec-MB (esp_imb.c), else sess */
 	uint8_t dev;
 	bool cpu;                  /**< CPU crypto, else lookaside operations */
 	uint64_t iv_ctr;           /**< CBC IV stream state */
