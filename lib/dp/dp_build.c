@@ -15,6 +15,7 @@
 #include <rte_fib.h>
 #include <rte_fib6.h>
 #include <rte_hash.h>
+#include <rte_hash_crc.h>
 #include <rte_jhash.h>
 #include <rte_malloc.h>
 
@@ -374,7 +375,7 @@ add_in_sas(struct build *b, unsigned int seq)
 	struct rte_hash_parameters hp = {
 		.entries = RTE_MAX(b->nsav, 64u),
 		.key_len = sizeof(struct xg_sad_key),
-		.hash_func = rte_jhash,
+		.hash_func = rte_hash_crc,
 		.socket_id = SOCKET_ID_ANY,
 	};
 	char name[32];

@@ -163,12 +163,14 @@ struct xg_map_req {
 	uint8_t pad2[4];
 };
 
-/** Key of the inbound SA hash. */
+/** Key of the inbound SA hash: 32 bytes, a size rte_hash compares with
+ *  vector instructions (other sizes go through memcmp()). */
 struct xg_sad_key {
 	uint32_t spi;
 	uint16_t family;
 	uint16_t pad;
 	uint8_t daddr[16];
+	uint8_t pad2[8];
 };
 
 /** Build ports, routes and neighbours from @p cfg. NULL on failure (*err). */

@@ -58,7 +58,7 @@ parse_one(struct xg_esp_sa *sa, struct rte_mbuf *m, struct inb_pkt *p, struct es
 		return XG_STAT_IN_HDR_ERROR;
 	p->esp = ip + p->l3;
 	body = len - p->l3 - fixed - sa->icv_len;
-	if (body % sa->align)
+	if (body & (sa->align - 1u))   /* align: 4 or 16 */
 		return XG_STAT_IN_STATE_PROTO_ERROR;
 	p->enc_len = body;
 	memcpy(&seql, p->esp + 4, 4);
