@@ -568,12 +568,37 @@ index_uids(struct xg_dp *dp)
 	return 0;
 }
 
+/* The SPD of the rules collected: the previous snapshot's when they are
+ * the same (only SAs changed), else a new one. */
+static int
+take_spd(struct build *b, unsigned int seq)
+{
+	const struct xg_dp *prev = b->prev;
+	char name[32];
+	int rc = 0;
+
+	b->dp->rules = b->rules;
+	b->dp->nrules = b->nrules;
+	b->rules = NULL;
+	if (prev && prev->spd && prev->spd_owned && prev->nrules == b->dp->nrules &&
+	    (b->dp->nrules == 0 ||
+	     memcmp(prev->rules, b->dp->rules, b->dp->nrules * sizeof(*b->dp->rules)) == 0)) {
+		b->dp->spd = prev->spd;
+		b->prev->spd_owned = false;
+		b->dp->spd_owned = true;
+		return 0;
+	}
+	snprintf(name, sizeof(name), "xgspd%u", seq);
+	b->dp->spd = xg_spd_build(name, b->dp->rules, b->dp->nrules, &rc);
+	b->dp->spd_owned = b->dp->spd != NULL;
+	return rc;
+}
+
 struct xg_dp *
 xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt, struct xg_dp *prev,
 	    unsigned int seq, int *err)
 {
 	struct build b = { .prev = prev };
-	char name[32];
 	uint8_t d;
 	int rc;
 
@@ -600,14 +625,12 @@ xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt, struct xg_dp *p
 		rc = add_in_sas(&b, seq);
 	if (rc == 0)
 		rc = index_uids(b.dp);
-	if (rc == 0) {
-		snprintf(name, sizeof(name), "xgspd%u", seq);
-		b.dp->spd = xg_spd_build(name, b.rules, b.nrules, &rc);
-	}
+	if (rc == 0)
+		rc = take_spd(&b, seq);
 	free(b.head);
 	free(b.next);
 	free(b.rt);
-	free(b.rules);
+	free(b.rules);   /* NULL once the snapshot holds them */
 	free(b.sav);
 	if (rc) {
 		uint32_t i;
@@ -640,7 +663,9 @@ xg_dp_free(struct xg_dp *dp)
 	free(dp->sas);
 	free(dp->by_uid);
 	free(dp->pols);
-	xg_spd_free(dp->spd);
+	if (dp->spd_owned)
+		xg_spd_free(dp->spd);
+	free(dp->rules);
 	rte_hash_free(dp->sad_in);
 	rte_free(dp);
 }

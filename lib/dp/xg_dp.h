@@ -131,6 +131,12 @@ struct xg_dp {
 	uint64_t generation;          /**< of the model it was built from */
 	const struct xg_routes *rt;
 	struct xg_spd *spd;
+	/* The rules spd was compiled from: a snapshot whose rules are the
+	 * same takes the SPD over instead of compiling it again (an ACL of
+	 * 100000 rules takes over a second). The newest holder frees it. */
+	struct xg_spd_rule *rules;
+	uint32_t nrules;
+	bool spd_owned;
 	struct xg_pol_rt *pols;
 	uint32_t npols;
 	struct xg_sa_rt **sas;
