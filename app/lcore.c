@@ -1292,6 +1292,11 @@ xg_worker_main(void *arg)
 		/* How long one round took: a stall (the longest round) would
 		 * show here, whatever the control thread does meanwhile. */
 		now = rte_rdtsc();
+		if (unlikely(w->load.reset_seen != __atomic_load_n(&xg_shared.load_reset,
+								   __ATOMIC_RELAXED))) {
+			w->load.reset_seen = xg_shared.load_reset;
+			w->load.max_round_cycles = 0;
+		}
 		xg_lcore_round(&w->load, now - last, busy);
 		last = now;
 	}

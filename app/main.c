@@ -424,7 +424,8 @@ tel_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 }
 
 /* /xfrmgw/lcore: each worker's poll loop (struct xg_lcore_load), read
- * while the worker writes it; each value is one 64-bit word. */
+ * while the worker writes it; each value is one 64-bit word.
+ * "/xfrmgw/lcore,reset" restarts the longest round (a benchmark phase). */
 static int
 tel_lcore(const char *cmd, const char *params, struct rte_tel_data *d)
 {
@@ -432,7 +433,8 @@ tel_lcore(const char *cmd, const char *params, struct rte_tel_data *d)
 	unsigned int i;
 
 	(void)cmd;
-	(void)params;
+	if (params && strcmp(params, "reset") == 0)
+		__atomic_fetch_add(&xg_shared.load_reset, 1, __ATOMIC_RELAXED);
 	rte_tel_data_start_dict(d);
 	for (i = 0; i < nworkers; i++) {
 		const struct xg_lcore_load *l = &workers[i].load;

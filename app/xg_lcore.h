@@ -26,7 +26,8 @@ struct xg_lcore_load {
 	uint64_t rounds;
 	uint64_t busy_rounds;
 	uint64_t busy_cycles;
-	uint64_t max_round_cycles;
+	uint64_t max_round_cycles;     /**< since start or the last reset */
+	uint64_t reset_seen;           /**< the xg_shared.load_reset it follows */
 };
 
 static inline void
@@ -60,6 +61,7 @@ struct xg_shared {
 	struct rte_mempool *pool;      /**< for packets the workers originate */
 	struct rte_rcu_qsbr *qsbr;
 	uint64_t now;                  /**< wall-clock second, kept by the control thread */
+	uint64_t load_reset;           /**< bumped to restart the workers' longest round */
 	volatile int stop;
 };
 
