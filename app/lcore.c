@@ -800,8 +800,13 @@ outbound_burst(struct ctx *c, struct pkt *v, uint8_t *sel, uint16_t n)
 
 	classify_burst(c, v, sel, n, XG_SPD_OUT);
 	for (i = 0; i < n; i++)
-		if (outbound_one(c, &v[sel[i]]))
+		if (v[sel[i]].pol)
+			rte_prefetch0(v[sel[i]].pol);
+	for (i = 0; i < n; i++)
+		if (outbound_one(c, &v[sel[i]])) {
+			xg_sa_rt_prefetch(v[sel[i]].sa);
 			sel[k++] = sel[i];
+		}
 	per_sa(c, v, sel, k, protect_run);
 }
 
@@ -965,6 +970,9 @@ esp_in_burst(struct ctx *c, struct rx_lists *l)
 	for (i = 0; i < l->nesp; i++)
 		keys[i] = &l->key[i];
 	rte_hash_lookup_bulk_data(c->dp->sad_in, keys, l->nesp, &hits, data);
+	for (i = 0; i < l->nesp; i++)
+		if (hits & (1ull << i))
+			xg_sa_rt_prefetch(data[i]);
 	for (i = 0; i < l->nesp; i++) {
 		struct xg_sa_rt *sa = data[i];
 

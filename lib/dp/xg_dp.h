@@ -19,6 +19,7 @@
 #include <linux/xfrm.h>
 
 #include <rte_ether.h>
+#include <rte_prefetch.h>
 
 #include "xg_config.h"
 #include "xg_esp.h"
@@ -32,34 +33,48 @@ struct rte_fib6;
 
 /** SA at run time. The replay window (inbound) is written by the one lcore
  *  that receives the SA's packets; the sequence counter (outbound) and the
- *  counters are updated atomically. */
+ *  counters are updated atomically. What every packet reads or writes
+ *  comes first (prefetched as a block, see xg_sa_rt_prefetch()); the ESP
+ *  state, whose replay bitmap is large, comes last. */
 struct xg_sa_rt {
-	struct xg_esp_sa esp;
+	uint64_t packets, bytes;
+	/* Hard lifetime: the SA stops once its counters reach these (the
+	 * model then sends the hard EXPIRE and deletes it). */
+	uint64_t hard_packets, hard_bytes;
 	struct xg_offload_sess off;   /**< inline protocol on a port, else CPU */
 	bool inbound;
 	uint8_t mode;                 /**< XFRM_MODE_TUNNEL / _TRANSPORT */
-	uint32_t reqid;
-	uint8_t daddr[16], saddr[16]; /**< SA endpoints (outer), network order */
-	uint16_t family;              /**< outer family */
-	struct xg_spd_rule sel;       /**< inbound: the inner packet must match */
 	bool sel_any;                 /**< selector family unset: any inner packet */
-	uint64_t packets, bytes;
-	uint64_t replay_fail, integrity_fail;
-	uint16_t hdr_len;             /**< headers ESP adds before the trailer (props.header_len) */
 	/* ESP-in-UDP (RFC 3948): the SA's source port << 16 | destination
 	 * port, each in network order; one word, so that an UPDSA with new
 	 * ports never shows half of it. */
 	bool encap;
 	uint32_t encap_ports;
+	uint16_t hdr_len;             /**< headers ESP adds before the trailer (props.header_len) */
+	uint16_t family;              /**< outer family */
+	uint32_t reqid;
+	uint8_t daddr[16], saddr[16]; /**< SA endpoints (outer), network order */
+	struct xg_spd_rule sel;       /**< inbound: the inner packet must match */
+	uint64_t replay_fail, integrity_fail;
 	uint64_t map_tsc;             /**< inbound: when a MAPPING was last asked for */
-	/* Hard lifetime: the SA stops once its counters reach these (the
-	 * model then sends the hard EXPIRE and deletes it). */
-	uint64_t hard_packets, hard_bytes;
 	/* Control thread only: identity, owner and what was reported so far. */
 	uint64_t uid;
 	const struct xg_dp *owner;    /**< the snapshot that frees it */
 	uint64_t rep_packets, rep_bytes, rep_replay, rep_integrity;
+	struct xg_esp_sa esp;
 };
+
+/** Start loading what a packet of @p sa reads: its hot block and the ESP
+ *  state and keys (a burst issues these for every SA before the first
+ *  is processed). */
+static inline void
+xg_sa_rt_prefetch(const struct xg_sa_rt *sa)
+{
+	rte_prefetch0(sa);
+	rte_prefetch0((const uint8_t *)sa + 64);
+	rte_prefetch0((const uint8_t *)sa + 128);
+	xg_esp_prefetch(&sa->esp);
+}
 
 /** Policy at run time: the SPD returns an index into these. */
 struct xg_pol_rt {

@@ -19,6 +19,7 @@
 
 #include <rte_common.h>
 #include <rte_malloc.h>
+#include <rte_prefetch.h>
 
 #include "esp_priv.h"
 #include "xg_crypto.h"
@@ -189,6 +190,25 @@ esp_imb_fini(struct xg_esp_sa *sa)
 	explicit_bzero(sa->imb, sizeof(*sa->imb));
 	rte_free(sa->imb);
 	sa->imb = NULL;
+}
+
+void
+xg_esp_prefetch(const struct xg_esp_sa *sa)
+{
+	const uint8_t *k = (const uint8_t *)sa->imb;
+
+	rte_prefetch0(sa);
+	rte_prefetch0((const uint8_t *)sa + RTE_CACHE_LINE_SIZE);
+	if (k == NULL)
+		return;
+	/* Round keys first, then (GCM) the lowest hash key powers, which
+	 * IPsec-MB keeps at the end of its table: what short packets use. */
+	rte_prefetch0(k);
+	rte_prefetch0(k + 64);
+	rte_prefetch0(k + 128);
+	rte_prefetch0(k + 192);
+	rte_prefetch0((const uint8_t *)&sa->imb->gcm + sizeof(sa->imb->gcm) - 128);
+	rte_prefetch0((const uint8_t *)&sa->imb->gcm + sizeof(sa->imb->gcm) - 64);
 }
 
 /* Constant time: a forged ICV must not learn how much of it was right. */

@@ -96,6 +96,10 @@ int xg_esp_sa_init(struct xg_esp_sa *sa, const struct xg_esp_cfg *cfg);
 struct rte_crypto_sym_xform *xg_esp_xforms(const struct xg_esp_cfg *cfg,
 					   struct rte_crypto_sym_xform *x);
 
+/** Start loading what processing a packet of @p sa reads (SA, keys):
+ *  a burst of many SAs issues these for all before the first one runs. */
+void xg_esp_prefetch(const struct xg_esp_sa *sa);
+
 /** Free the session and wipe the SA. */
 void xg_esp_sa_fini(struct xg_esp_sa *sa);
 
