@@ -215,11 +215,16 @@ xg_esp_prefetch(const struct xg_esp_sa *sa)
 static int
 icv_differs(const uint8_t *a, const uint8_t *b, unsigned int n)
 {
-	uint8_t d = 0;
+	uint64_t d = 0, x, y;
 	unsigned int i;
 
-	for (i = 0; i < n; i++)
-		d |= a[i] ^ b[i];
+	for (i = 0; i + 8 <= n; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		d |= x ^ y;
+	}
+	for (; i < n; i++)
+		d |= (uint64_t)(a[i] ^ b[i]);
 	return d != 0;
 }
 
