@@ -159,7 +159,8 @@ def command(build, cfg_path, rx_pcap, prefix, infinite=True, tx_pcap=None,
            "--config", "(%d,0,%d)" % (traffic.PORT_PCAP, WORKER_LCORE)]
     if _direction_of(cfg_path) == "in":
         app[2:2] = ["-u", "0x%x" % (1 << traffic.PORT_PCAP)]
-    mem = ["-m", str(mem_mb)] if HUGEPAGES else ["--no-huge", "-m", str(mem_mb)]
+    # With hugepages EAL takes memory as it needs it (no -m), as xfrmgw does.
+    mem = [] if HUGEPAGES else ["--no-huge", "-m", str(mem_mb)]
     return [build["binary"], "-l", "0,%d" % WORKER_LCORE] + mem + [
             "--no-pci", "--file-prefix", prefix,
             "--vdev", pcap0, "--vdev", port1,
@@ -218,10 +219,19 @@ def run(build, cfg_path, rx_pcap, seconds=5, warmup=2, prefix="xgp-secgw",
     env = dict(os.environ, LD_PRELOAD=build["shim"])
     start_timeout = start_timeout or 60 + _count_sa(cfg_path) // 100
     tel = None
+    for path in stale_sockets(prefix):
+        if path.endswith("dpdk_telemetry.v2"):
+            _unlink(path)
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env)
     try:
+        deadline = time.time() + start_timeout
+        while not os.path.exists(socket_path(prefix)):
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("ipsec-secgw did not start (%s):\n%s"
+                                   % (proc.returncode, _log_tail(log_path)))
+            time.sleep(0.1)
         tel = Telemetry(socket_path(prefix), timeout=start_timeout)
         _wait_running(proc, tel, log_path, start_timeout)
         if not infinite:

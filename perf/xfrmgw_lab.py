@@ -56,7 +56,7 @@ class Gateway:
         with open(conf, "w") as f:
             f.write(config(direction) + extra_conf)
         infinite = ",infinite_rx=1" if not rx_pcap.endswith(".fifo") else ""
-        mem = ["-m", "1024"] if HUGEPAGES else ["--no-huge", "-m", "1024"]
+        mem = [] if HUGEPAGES else ["--no-huge", "-m", "1024"]
         self.logf = open(os.path.join(workdir, "%s.log" % prefix), "w+")
         self.p = subprocess.Popen(
             [binary, "-l", "0,%d" % WORKER_LCORE] + mem +
