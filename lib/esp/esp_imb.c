@@ -199,6 +199,10 @@ xg_esp_prefetch(const struct xg_esp_sa *sa)
 
 	rte_prefetch0(sa);
 	rte_prefetch0((const uint8_t *)sa + RTE_CACHE_LINE_SIZE);
+	/* Inbound: the window's state and, for windows up to a few hundred
+	 * packets, its bitmap (one line). */
+	if (!sa->outbound)
+		rte_prefetch0(&sa->replay);
 	if (k == NULL)
 		return;
 	/* Round keys first, then (GCM) the lowest hash key powers, which
