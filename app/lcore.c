@@ -503,14 +503,40 @@ sa_spent(const struct xg_sa_rt *sa)
 	       __atomic_load_n(&sa->bytes, __ATOMIC_RELAXED) >= sa->hard_bytes;
 }
 
-/* One packet of @p bytes on @p sa. The kernel counts, outbound, the
- * packet with the headers ESP adds before the trailer (props.header_len)
- * and, inbound, the ESP packet from the ESP header on. */
+/* @p n packets of @p bytes in all on @p sa. The kernel counts, outbound,
+ * the packet with the headers ESP adds before the trailer
+ * (props.header_len) and, inbound, the ESP packet from the ESP header on. */
 static void
-sa_used(struct xg_sa_rt *sa, uint32_t bytes)
+sa_used(struct xg_sa_rt *sa, uint32_t n, uint64_t bytes)
 {
-	__atomic_fetch_add(&sa->packets, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&sa->packets, n, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&sa->bytes, bytes, __ATOMIC_RELAXED);
+}
+
+static void
+drop_all(struct ctx *c, struct rte_mbuf **mb, uint16_t n, enum xg_stat why)
+{
+	uint16_t i;
+
+	for (i = 0; i < n; i++)
+		drop(c, mb[i], why);
+}
+
+/* The bytes (@p len, by position in @p orig) of the packets an ESP burst
+ * call let through: the first @p good of @p mb, in their original order. */
+static uint64_t
+good_bytes(struct rte_mbuf *const *orig, const uint32_t *len, uint16_t n,
+	   struct rte_mbuf *const *mb, uint16_t good)
+{
+	uint64_t bytes = 0;
+	uint16_t i, j;
+
+	for (i = 0, j = 0; i < n && j < good; i++)
+		if (orig[i] == mb[j]) {
+			bytes += len[i];
+			j++;
+		}
+	return bytes;
 }
 
 /* Inline protocol: the port encrypts, adds ESP (and the tunnel header)
@@ -529,7 +555,7 @@ offload_out(struct ctx *c, struct rte_mbuf *m, struct xg_sa_rt *sa)
 	}
 	m->ol_flags |= RTE_MBUF_F_TX_SEC_OFFLOAD;
 	m->l2_len = RTE_ETHER_HDR_LEN;
-	sa_used(sa, rte_pktmbuf_pkt_len(m) + sa->hdr_len);
+	sa_used(sa, 1, rte_pktmbuf_pkt_len(m) + sa->hdr_len);
 	count(c, XG_STAT_OUT_ENCRYPTED);
 	send_to(c, m, tunnel ? (uint8_t)sa->family : family_of(m), tunnel ? sa->daddr : dst_of(m));
 }
@@ -687,13 +713,11 @@ protect_run(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf **mb, uint16_t n
 {
 	struct rte_mbuf *orig[BURST];
 	uint32_t plain[BURST];
-	uint64_t bytes = 0;
 	uint8_t why[BURST];
-	uint16_t good, i, j;
+	uint16_t good, i;
 
 	if (unlikely(sa_spent(sa))) {
-		for (i = 0; i < n; i++)
-			drop(c, mb[i], XG_STAT_OUT_STATE_EXPIRED);
+		drop_all(c, mb, n, XG_STAT_OUT_STATE_EXPIRED);
 		return;
 	}
 	if (sa->off.action == RTE_SECURITY_ACTION_TYPE_INLINE_PROTOCOL) {
@@ -703,21 +727,14 @@ protect_run(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf **mb, uint16_t n
 	}
 	for (i = 0; i < n; i++) {
 		orig[i] = mb[i];
-		plain[i] = rte_pktmbuf_pkt_len(mb[i]);
+		plain[i] = rte_pktmbuf_pkt_len(mb[i]) + sa->hdr_len;
 	}
 	good = xg_esp_outb(&sa->esp, mb, n, why);
-	/* The good ones come first, in their original order. */
-	for (i = 0, j = 0; i < n && j < good; i++)
-		if (orig[i] == mb[j]) {
-			bytes += plain[i] + sa->hdr_len;
-			j++;
-		}
 	for (i = good; i < n; i++)
 		drop(c, mb[i], why[i]);
 	if (good == 0)
 		return;
-	__atomic_fetch_add(&sa->packets, good, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&sa->bytes, bytes, __ATOMIC_RELAXED);
+	sa_used(sa, good, good_bytes(orig, plain, n, mb, good));
 	xg_stats_add(c->w->stats, XG_STAT_OUT_ENCRYPTED, good);
 	for (i = 0; i < good; i++) {
 		if (sa->encap && !udp_encap(mb[i], sa)) {
@@ -893,13 +910,11 @@ esp_in_run(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf **mb, uint16_t n,
 {
 	struct rte_mbuf *orig[BURST];
 	uint32_t esp_bytes[BURST];
-	uint64_t bytes = 0;
 	uint8_t why[BURST];
-	uint16_t good, i, j;
+	uint16_t good, i;
 
 	if (unlikely(sa_spent(sa))) {
-		for (i = 0; i < n; i++)
-			drop(c, mb[i], XG_STAT_IN_STATE_EXPIRED);
+		drop_all(c, mb, n, XG_STAT_IN_STATE_EXPIRED);
 		return 0;
 	}
 	for (i = 0; i < n; i++) {
@@ -911,11 +926,6 @@ esp_in_run(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf **mb, uint16_t n,
 	}
 	/* xg_esp_inb() checks the rest of the header and the lengths. */
 	good = xg_esp_inb(&sa->esp, mb, n, why);
-	for (i = 0, j = 0; i < n && j < good; i++)
-		if (orig[i] == mb[j]) {
-			bytes += esp_bytes[i];
-			j++;
-		}
 	for (i = good; i < n; i++) {
 		if (why[i] == XG_STAT_IN_STATE_SEQ_ERROR)
 			__atomic_fetch_add(&sa->replay_fail, 1, __ATOMIC_RELAXED);
@@ -925,8 +935,7 @@ esp_in_run(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf **mb, uint16_t n,
 	}
 	if (good == 0)
 		return 0;
-	__atomic_fetch_add(&sa->packets, good, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&sa->bytes, bytes, __ATOMIC_RELAXED);
+	sa_used(sa, good, good_bytes(orig, esp_bytes, n, mb, good));
 	xg_stats_add(c->w->stats, XG_STAT_IN_DECRYPTED, good);
 	for (i = 0; i < good; i++) {
 		out[*nout].m = mb[i];
@@ -1168,7 +1177,7 @@ offload_in(struct ctx *c, struct rte_mbuf *m)
 		drop(c, m, XG_STAT_IN_STATE_PROTO_ERROR);
 		return;
 	}
-	sa_used(sa, rte_pktmbuf_pkt_len(m) + sa->hdr_len);
+	sa_used(sa, 1, rte_pktmbuf_pkt_len(m) + sa->hdr_len);
 	count(c, XG_STAT_IN_DECRYPTED);
 	p.m = m;
 	p.sa = sa;
