@@ -1319,5 +1319,6 @@ xg_worker_main(void *arg)
 	}
 	rte_rcu_qsbr_thread_offline(xg_shared.qsbr, w->tid);
 	rte_rcu_qsbr_thread_unregister(xg_shared.qsbr, w->tid);
+	xg_esp_thread_fini();
 	return 0;
 }

@@ -805,6 +805,7 @@ main(int argc, char **argv)
 	nretired = 0;
 	xg_dp_free(xg_shared.dp);
 	xg_shared.dp = NULL;
+	xg_esp_thread_fini();
 	xg_routes_free(routes);
 	xg_xfrm_counts(xg_server_xfrm(srv), &nsa, &npol);
 	MAIN_LOG(INFO, "stopping: %u SAs, %u policies dropped", nsa, npol);

@@ -404,3 +404,13 @@ esp_random(uint8_t *buf, uint32_t len)
 	ivs.used += len;
 	return 0;
 }
+
+void
+xg_esp_thread_fini(void)
+{
+	if (lcore_mgr) {
+		free_mb_mgr(lcore_mgr);
+		lcore_mgr = NULL;
+	}
+	explicit_bzero(&ivs, sizeof(ivs));
+}

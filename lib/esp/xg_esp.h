@@ -100,6 +100,10 @@ struct rte_crypto_sym_xform *xg_esp_xforms(const struct xg_esp_cfg *cfg,
  *  a burst of many SAs issues these for all before the first one runs. */
 void xg_esp_prefetch(const struct xg_esp_sa *sa);
 
+/** Free what the calling thread keeps for ESP (its IPsec-MB manager) and
+ *  wipe its CBC IV key: a worker or the control thread that is done. */
+void xg_esp_thread_fini(void);
+
 /** Free the session and wipe the SA. */
 void xg_esp_sa_fini(struct xg_esp_sa *sa);
 
