@@ -664,12 +664,15 @@ dpinfo_update(struct xg_server *srv)
 	dpinfo_set(DPI_PENDING, xg_shared.dp && xg_xfrm_generation(x) != xg_shared.dp->generation);
 }
 
-/* Publish when the model changed: at once after a quiet spell, but while
- * requests keep coming (100 000 SAs in batches), at most every
- * PUBLISH_MS or three times the last build's duration, whichever is longer
- * (the control thread keeps most of its time for requests), and as soon
- * as a poll round brings no change. A burst then costs a few builds instead
- * of one per round, each O(SAs + policies). */
+/* Publish when the model changed: after every poll round while builds
+ * are quick, so that what a request installed is in the data plane
+ * moments after its ACK, as in the kernel (a rekey's new SA must carry the
+ * peer's next packet). With big tables (100 000 SAs arriving in batches),
+ * at most every three times the last build's duration, the control thread
+ * keeping most of its time for requests (and never more often than every
+ * PUBLISH_MS: mid-sized builds add up too), and at once when a poll round
+ * brings no change: a burst costs a few builds, not one per round. */
+#define PUBLISH_EAGER_US 2000
 #define PUBLISH_MS 150
 
 static void
@@ -686,8 +689,9 @@ maybe_publish(struct xg_server *srv)
 	if (!quiet && now < next_publish)
 		return;
 	publish(srv);
-	next_publish = rte_get_timer_cycles() +
-		       RTE_MAX(hz * PUBLISH_MS / 1000, 3 * dpinfo[DPI_LAST_US] * hz / 1000000);
+	next_publish = dpinfo[DPI_LAST_US] < PUBLISH_EAGER_US ? 0 :
+		       rte_get_timer_cycles() + RTE_MAX(hz * PUBLISH_MS / 1000,
+							3 * dpinfo[DPI_LAST_US] * hz / 1000000);
 }
 
 static int
