@@ -37,7 +37,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import traffic  # noqa: E402
-from telemetry import Telemetry, socket_path, stale_sockets  # noqa: E402
+from telemetry import Telemetry, remove_stale, socket_path  # noqa: E402
 
 SRC = "/usr/share/dpdk/examples/ipsec-secgw"
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -131,10 +131,6 @@ def _count_sa(cfg_path):
 
 
 # --- running --------------------------------------------------------------
-def _pcap_count(path):
-    return len(traffic.read_pcap(path))
-
-
 # Set by the harness once it has hugepages mounted for both gateways.
 HUGEPAGES = False
 
@@ -154,7 +150,7 @@ def command(build, cfg_path, rx_pcap, prefix, infinite=True, tx_pcap=None,
     mem_mb = mem_mb or (512 if nsa <= 1000 else 512 + nsa // 50)
     mbufs = DEFAULT_MBUFS
     if infinite:
-        mbufs = max(mbufs, _pcap_count(rx_pcap) + DEFAULT_MBUFS)
+        mbufs = max(mbufs, traffic.count_pcap(rx_pcap) + DEFAULT_MBUFS)
     app = ["-p", "0x3", "-l", "-w", str(window), "-s", str(mbufs), "-f", cfg_path,
            "--config", "(%d,0,%d)" % (traffic.PORT_PCAP, WORKER_LCORE)]
     if _direction_of(cfg_path) == "in":
@@ -219,9 +215,7 @@ def run(build, cfg_path, rx_pcap, seconds=5, warmup=2, prefix="xgp-secgw",
     env = dict(os.environ, LD_PRELOAD=build["shim"])
     start_timeout = start_timeout or 60 + _count_sa(cfg_path) // 100
     tel = None
-    for path in stale_sockets(prefix):
-        if path.endswith("dpdk_telemetry.v2"):
-            _unlink(path)
+    remove_stale(prefix, ("dpdk_telemetry.v2",))
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env)
@@ -243,16 +237,7 @@ def run(build, cfg_path, rx_pcap, seconds=5, warmup=2, prefix="xgp-secgw",
             tel.close()
         _stop(proc)
         _check_log(log_path)
-        for path in stale_sockets(prefix):
-            if path.endswith(("dpdk_telemetry.v2", "mp_socket")):
-                _unlink(path)
-
-
-def _unlink(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+        remove_stale(prefix)
 
 
 def _sample(tel):
@@ -318,20 +303,9 @@ def verify_output(bld, scratch, direction, alg, nsa=4, cpu_crypto=False,
 
 
 def _verify_frame(fr, direction, alg, nsa):
-    ip = fr[traffic.ETH_LEN:]
-    if direction == "out":
-        spi, seq, inner = traffic.scapy_decrypt(fr, alg)
-        k = spi - traffic.SPI_BASE
-        assert 0 <= k < nsa and seq >= 1
-        want = traffic.outbound_frame(k, 64)[traffic.ETH_LEN:]
-        # secgw decrements the inner TTL (a router), so compare without it
-        assert _strip_ttl(inner) == _strip_ttl(want), (inner.hex(),
-                                                      want.hex())
-    else:
-        k = int.from_bytes(ip[12:16], "big") - int.from_bytes(
-            traffic.ip4(traffic.PT_DST_BASE), "big")
-        assert 0 <= k < nsa, ip.hex()
-        assert _strip_ttl(ip) == _strip_ttl(traffic.inner_packet(k, 64))
+    got, want = traffic.forwarded(fr, direction, alg, nsa)
+    # secgw decrements the inner TTL (a router), so compare without it
+    assert _strip_ttl(got) == _strip_ttl(want), (got.hex(), want.hex())
 
 
 def _strip_ttl(ip):

@@ -43,5 +43,12 @@ class Telemetry:
         self.s.close()
 
 
-def stale_sockets(prefix):
-    return glob.glob(os.path.join("/var/run/dpdk", prefix, "*"))
+def remove_stale(prefix, names=("dpdk_telemetry.v2", "mp_socket")):
+    """Remove the sockets a DPDK process of this prefix left behind (one
+    that was killed leaves them, and the next would look like it)."""
+    for path in glob.glob(os.path.join("/var/run/dpdk", prefix, "*")):
+        if path.endswith(names):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass

@@ -282,6 +282,18 @@ def read_pcap(path, limit=None):
     return out
 
 
+def count_pcap(path):
+    """Frames in a pcap file, walking record headers without reading data."""
+    n, off = 0, 24
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        while off + 16 <= size:
+            f.seek(off + 8)
+            off += 16 + struct.unpack("<I", f.read(4))[0]
+            n += 1
+    return n
+
+
 # --- captures -------------------------------------------------------------
 def outbound_frames(size, nsa, npkts):
     pat = pattern(size)
@@ -377,6 +389,22 @@ def scapy_decrypt(frame, alg):
     local_is_src = ip.src == TUN_LOCAL
     inner = scapy_sa(alg, k, local_is_src).decrypt(ip)
     return esp_spi, seq, bytes(inner)
+
+
+def forwarded(frame, direction, alg, nsa, size=64):
+    """(what a gateway sent, what went in) for a frame a gateway sent in
+    the lab: outbound, the inner packet scapy decrypts and the plaintext of
+    its SA; inbound, the plaintext and the inner packet of the ESP it came
+    from. Both as IP packets; the SA index must be one of the nsa."""
+    if direction == "out":
+        esp_spi, seq, got = scapy_decrypt(frame, alg)
+        k = esp_spi - SPI_BASE
+        assert 0 <= k < nsa and seq >= 1, (esp_spi, seq)
+        return got, outbound_frame(k, size)[ETH_LEN:]
+    got = frame[ETH_LEN:]
+    k = int.from_bytes(got[12:16], "big") - int.from_bytes(ip4(PT_DST_BASE), "big")
+    assert 0 <= k < nsa, got.hex()
+    return got, inner_packet(k, size)
 
 
 def self_check(path, size, alg, nsa, seq_start=1, n=8):

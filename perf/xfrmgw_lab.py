@@ -11,13 +11,12 @@ during the interval, so a misconfiguration cannot pass for a rate.
 """
 import os
 import signal
-import struct
 import subprocess
 import threading
 import time
 
 import traffic
-from telemetry import Telemetry, socket_path, stale_sockets
+from telemetry import Telemetry, remove_stale, socket_path
 from xfrm_msg import Client, XFRM_MSG_NEWPOLICY, XFRM_MSG_NEWSA, policy_payload, sa_payload
 
 WORKER_LCORE = 1
@@ -130,9 +129,7 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
-        for path in stale_sockets(self.prefix):
-            if path.endswith(("dpdk_telemetry.v2", "mp_socket")):
-                os.unlink(path)
+        remove_stale(self.prefix)
         return self.log()
 
 
@@ -200,13 +197,14 @@ def run(binary, scratch, direction, alg, nsa, capture, seconds=5, warmup=2, wind
         os.mkfifo(rx)
         feeder = _Feeder(rx, capture)
         feeder.start()
-    npkts = (os.path.getsize(capture) - 24) if one_pass else 0
+    nbytes = (os.path.getsize(capture) - 24) if one_pass else 0
     gw = Gateway(binary, scratch, direction, rx, prefix,
-                 mbufs=max(16384, _count(capture) + 8192) if not one_pass else 16384)
+                 mbufs=max(16384, traffic.count_pcap(capture) + 8192) if not one_pass
+                 else 16384)
     try:
         gw.install(direction, alg, nsa, window)
         if one_pass:
-            return _one_pass(gw, feeder, _count(capture)) | dict(bytes=npkts)
+            return _one_pass(gw, feeder, traffic.count_pcap(capture)) | dict(bytes=nbytes)
         time.sleep(warmup)
         first = gw.sample()
         time.sleep(seconds)
@@ -217,18 +215,6 @@ def run(binary, scratch, direction, alg, nsa, capture, seconds=5, warmup=2, wind
             feeder.go.set()
         if gw.p.returncode not in (0, None):
             raise RuntimeError("xfrmgw exited with %s:\n%s" % (gw.p.returncode, log[-3000:]))
-
-
-def _count(capture):
-    """Packets in a pcap file (records walked, not loaded)."""
-    n, off = 0, 24
-    with open(capture, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        while off < size:
-            f.seek(off + 8)
-            off += 16 + struct.unpack("=I", f.read(4))[0]
-            n += 1
-    return n
 
 
 def verify_output(binary, scratch, direction, alg, nsa=4, n=8):
@@ -247,17 +233,7 @@ def verify_output(binary, scratch, direction, alg, nsa=4, n=8):
     frames = traffic.read_pcap(out, 4096)[-n:]
     assert len(frames) == n, "xfrmgw sent %d frames" % len(frames)
     for fr in frames:
-        if direction == "out":
-            spi, seq, inner = traffic.scapy_decrypt(fr, alg)
-            k = spi - traffic.SPI_BASE
-            assert 0 <= k < nsa and seq >= 1, (spi, seq)
-            want = traffic.outbound_frame(k, 64)[traffic.ETH_LEN:]
-        else:
-            inner = fr[traffic.ETH_LEN:]
-            k = int.from_bytes(inner[12:16], "big") - int.from_bytes(
-                traffic.ip4(traffic.PT_DST_BASE), "big")
-            assert 0 <= k < nsa, inner.hex()
-            want = traffic.inner_packet(k, 64)
+        inner, want = traffic.forwarded(fr, direction, alg, nsa)
         assert inner[8] == want[8] - 1, "TTL %d, sent %d" % (inner[8], want[8])
         assert traffic.csum(inner[:20]) == 0, "bad header checksum " + inner[:20].hex()
         assert inner[:8] + inner[9:10] + inner[12:] == want[:8] + want[9:10] + want[12:], \
