@@ -58,6 +58,13 @@ struct msg {
 	struct xg_nlbuf b;
 };
 
+/* NLMSG_DATA() casts the const away (clang -Wcast-qual). */
+static const void *
+msg_data(const struct nlmsghdr *nlh)
+{
+	return (const uint8_t *)nlh + NLMSG_HDRLEN;
+}
+
 static struct nlmsghdr *
 msg_start(struct msg *m, uint16_t type, uint16_t flags, const void *fixed, size_t len)
 {
@@ -114,17 +121,18 @@ gcm_sa_info(uint32_t spi)
 static void
 put_gcm(struct msg *m, const char *name, uint32_t keybits, uint32_t icv)
 {
-	struct {
-		struct xfrm_algo_aead a;
-		uint8_t key[36];
-	} aead;
+	/* Header and key in one buffer: a struct with the header first and
+	 * the key after it is a GNU extension clang warns about. */
+	uint8_t buf[sizeof(struct xfrm_algo_aead) + 36];
+	struct xfrm_algo_aead a;
 
-	memset(&aead, 0, sizeof(aead));
-	strcpy(aead.a.alg_name, name);
-	aead.a.alg_key_len = keybits;
-	aead.a.alg_icv_len = icv;
-	memset(aead.key, 0x5a, sizeof(aead.key));
-	xg_nl_put(&m->b, XFRMA_ALG_AEAD, &aead, sizeof(aead.a) + keybits / 8);
+	memset(&a, 0, sizeof(a));
+	strcpy(a.alg_name, name);
+	a.alg_key_len = keybits;
+	a.alg_icv_len = icv;
+	memcpy(buf, &a, sizeof(a));
+	memset(buf + sizeof(a), 0x5a, sizeof(buf) - sizeof(a));
+	xg_nl_put(&m->b, XFRMA_ALG_AEAD, buf, sizeof(a) + keybits / 8);
 }
 
 static int
@@ -167,7 +175,7 @@ static bool
 expired(uint32_t spi, int hard)
 {
 	const struct nlmsghdr *nlh = (const void *)last_event;
-	const struct xfrm_user_expire *ue = NLMSG_DATA(nlh);
+	const struct xfrm_user_expire *ue = msg_data(nlh);
 
 	return nlh->nlmsg_type == XFRM_MSG_EXPIRE && last_group == 1u << (XFRMNLGRP_EXPIRE - 1) &&
 	       nlh->nlmsg_pid == 0 && nlh->nlmsg_seq == 0 && ue->state.id.spi == htonl(spi) &&
@@ -273,7 +281,7 @@ static void
 test_aevents(struct xg_xfrm *x)
 {
 	const struct nlmsghdr *nlh = (const void *)last_event;
-	const struct xfrm_aevent_id *id = NLMSG_DATA(nlh);
+	const struct xfrm_aevent_id *id = msg_data(nlh);
 	uint64_t now = (uint64_t)time(NULL);
 	int before;
 
@@ -301,7 +309,7 @@ test_acquire(struct xg_xfrm *x)
 		struct xfrm_user_tmpl t;
 	} req;
 	const struct nlmsghdr *nlh = (const void *)last_event;
-	const struct xfrm_user_acquire *ua = NLMSG_DATA(nlh);
+	const struct xfrm_user_acquire *ua = msg_data(nlh);
 	xfrm_address_t local;
 	struct xg_flow f;
 	struct msg m;
@@ -323,7 +331,7 @@ test_acquire(struct xg_xfrm *x)
 	msg_start(&m, XFRM_MSG_NEWPOLICY, NLM_F_ACK, &req.p, sizeof(req.p));
 	xg_nl_put(&m.b, XFRMA_TMPL, &req.t, sizeof(req.t));
 	CHECK(send_msg(x, &m) == 0);
-	index = ((const struct xfrm_userpolicy_info *)NLMSG_DATA(nlh))->index;   /* its event */
+	index = ((const struct xfrm_userpolicy_info *)msg_data(nlh))->index;   /* its event */
 	CHECK(nlh->nlmsg_type == XFRM_MSG_NEWPOLICY && index != 0);
 
 	memset(&f, 0, sizeof(f));
