@@ -1275,6 +1275,33 @@ rx_burst(struct ctx *c, uint16_t port, struct rte_mbuf **mb, uint16_t n)
 	forward_burst(c, l.fwd, l.nfwd);
 }
 
+/* A received burst of @p n (> 0) packets, start to finish. */
+static void
+rx_round(struct ctx *c, uint16_t port, struct rte_mbuf **mb, uint16_t n)
+{
+	xg_stats_add(c->w->stats, XG_STAT_RX_PACKETS, n);
+	/* The newest tables for every burst; whatever the control thread
+	 * publishes meanwhile, they stay valid until our next quiescent
+	 * report. */
+	c->dp = __atomic_load_n(&xg_shared.dp, __ATOMIC_ACQUIRE);
+	rx_burst(c, port, mb, n);
+	flush_tx(c);
+}
+
+void
+xg_worker_rx_once(struct xg_worker *w, uint16_t port, struct rte_mbuf **mb, uint16_t n)
+{
+	struct ctx c;
+	uint16_t k;
+
+	memset(&c, 0, sizeof(c));
+	c.w = w;
+	for (; n; n -= k, mb += k) {
+		k = RTE_MIN(n, (uint16_t)BURST);
+		rx_round(&c, port, mb, k);
+	}
+}
+
 int
 xg_worker_main(void *arg)
 {
@@ -1297,13 +1324,7 @@ xg_worker_main(void *arg)
 			if (n == 0)
 				continue;
 			busy = true;
-			xg_stats_add(w->stats, XG_STAT_RX_PACKETS, n);
-			/* The newest tables for every burst; whatever the control
-			 * thread publishes meanwhile, they stay valid until our
-			 * next quiescent report. */
-			c.dp = __atomic_load_n(&xg_shared.dp, __ATOMIC_ACQUIRE);
-			rx_burst(&c, w->rxq[q].port, mb, n);
-			flush_tx(&c);
+			rx_round(&c, w->rxq[q].port, mb, n);
 		}
 		rte_rcu_qsbr_quiescent(xg_shared.qsbr, w->tid);
 		/* How long one round took: a stall (the longest round) would
