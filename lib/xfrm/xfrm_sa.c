@@ -1098,6 +1098,9 @@ xg_sa_flush(struct xg_req *r)
 						     r->nlh->nlmsg_pid, sizeof(*p));
 
 		memcpy(NLMSG_DATA(nlh), p, sizeof(*p));
+		/* nlmsg_end(): the length covers the padding of the 1-byte
+		 * payload, as the datagram does (20, not 17). */
+		xg_nl_end(&b);
 		xg_notify(r->x, 1u << (XFRMNLGRP_SA - 1), buf, b.len);
 	}
 	return 0;

@@ -22,6 +22,8 @@ static size_t outlen[64];
 static int nout, nevents;
 static uint8_t last_event[XG_MSG_MAX];
 static uint32_t last_group;
+static size_t last_event_len;
+static int bad_event_len;       /* events whose nlmsg_len is not their size */
 static struct xg_xfrm_dump *dump;
 
 static void
@@ -38,7 +40,12 @@ static void
 on_multicast(void *ctx, uint32_t group, const void *msg, size_t len)
 {
 	(void)ctx;
+	struct nlmsghdr h;
+
+	memcpy(&h, msg, sizeof(h));
+	bad_event_len += h.nlmsg_len != len;
 	memcpy(last_event, msg, len < sizeof(last_event) ? len : sizeof(last_event));
+	last_event_len = len;
 	last_group = group;
 	nevents++;
 }
@@ -700,6 +707,22 @@ test_ack_format(void)
 	CHECK(len == NLMSG_LENGTH(sizeof(struct nlmsgerr)) && r->nlmsg_flags == NLM_F_CAPPED);
 }
 
+/* The FLUSHSA event: nlmsg_len 20 for its 1-byte payload, as the
+ * kernel's nlmsg_end() sets it (found by tests/fuzz/fuzz_xfrm). */
+static void
+test_flush_event(struct xg_xfrm *x)
+{
+	struct xfrm_usersa_flush f = { .proto = 0 };
+	const struct nlmsghdr *nlh = (const void *)last_event;
+	struct msg m;
+
+	CHECK(add_gcm_sa(x, 0x7700) == 0);
+	msg_start(&m, XFRM_MSG_FLUSHSA, NLM_F_ACK, &f, sizeof(f));
+	CHECK(send_msg(x, &m) == 0);
+	CHECK(nlh->nlmsg_type == XFRM_MSG_FLUSHSA);
+	CHECK(last_event_len == NLMSG_SPACE(sizeof(f)) && nlh->nlmsg_len == last_event_len);
+}
+
 int
 main(void)
 {
@@ -722,7 +745,9 @@ main(void)
 	test_allocspi(x);
 	test_acquire(x);
 	test_aevents(x);
+	test_flush_event(x);
 	CHECK(nevents > 0);
+	CHECK(bad_event_len == 0);
 	xg_xfrm_destroy(x);
 	return CHECK_REPORT();
 }
