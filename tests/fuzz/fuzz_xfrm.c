@@ -20,7 +20,10 @@
  *   u8 flags   F_* below
  *   u8 fixlen  with F_RAWLEN: the fixed part's length; else the type's own
  *   u8 nattr
- *   fixed part, then per attribute: u8 type, u8 len, len bytes
+ *   fixed part, then per attribute: u8 atype, u8 len (bit 7 of atype: a
+ *              second length byte, the high one, follows), len bytes, and
+ *              with bit 6 of atype an s8 added to nla_len; atype & 63 is the
+ *              attribute type
  *   with F_LIE: s8 delta added to nlmsg_len after everything is written
  */
 
@@ -99,8 +102,11 @@ check_msgs(const void *msg, size_t len)
 	if (len < NLMSG_HDRLEN || len > 65535)
 		abort();
 	memcpy(&h, msg, sizeof(h));
-	if (h.nlmsg_len != len)
+	if (h.nlmsg_len != len) {
+		fprintf(stderr, "fuzz_xfrm: message type %u: nlmsg_len %u, %zu bytes handed out\n",
+			h.nlmsg_type, h.nlmsg_len, len);
 		abort();
+	}
 }
 
 static void
@@ -386,15 +392,19 @@ put_msg(struct in *in, uint16_t type, uint8_t flags, uint8_t *dg, size_t *off, u
 	memcpy(dg + start + NLMSG_HDRLEN, fixed, flen);
 	end = start + NLMSG_HDRLEN + NLMSG_ALIGN(flen);
 	for (i = 0; i < nattr && in->n; i++) {
+		uint8_t atype = take8(in);
+		size_t alen = take8(in);
 		struct nlattr a;
-		uint8_t alen;
 
-		a.nla_type = take8(in);
-		alen = take8(in);
+		if (atype & 0x80)
+			alen |= (size_t)take8(in) << 8;
 		if (end + NLA_HDRLEN + NLA_ALIGN(alen) > DGRAM_MAX)
 			break;
+		a.nla_type = atype & 63;
 		a.nla_len = (uint16_t)(NLA_HDRLEN + alen);
 		take(in, dg + end + NLA_HDRLEN, alen);
+		if (atype & 0x40)
+			a.nla_len = (uint16_t)(a.nla_len + (int8_t)take8(in));
 		memcpy(dg + end, &a, sizeof(a));
 		end += NLA_HDRLEN + NLA_ALIGN(alen);
 	}
