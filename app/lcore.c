@@ -1217,6 +1217,19 @@ ip_in(struct ctx *c, uint16_t port, struct rte_mbuf *m, struct rx_lists *l)
 	l->fwd[l->nfwd++].sa = NULL;
 }
 
+/* Does the frame hold a whole fixed IP header of its ethertype's
+ * version? Every later stage reads the addresses (an IPv6 destination
+ * ends at byte 40) without looking at the length again. */
+static bool
+ip_hdr_ok(const struct rte_mbuf *m, bool v4)
+{
+	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
+
+	if (v4)
+		return (ip[0] >> 4) == 4 && (ip[0] & 0xf) >= 5;
+	return (ip[0] >> 4) == 6 && rte_pktmbuf_data_len(m) >= sizeof(struct rte_ipv6_hdr);
+}
+
 /* Layer 2 of one received frame: ARP, neighbour discovery and the
  * exception path are handled here; IP goes on to ip_in(). */
 static void
@@ -1246,7 +1259,7 @@ rx_one(struct ctx *c, uint16_t port, struct rte_mbuf *m, struct rx_lists *l)
 		return;
 	}
 	rte_pktmbuf_adj(m, sizeof(*eth));
-	if ((rte_pktmbuf_mtod(m, uint8_t *)[0] >> 4) != (type == RTE_ETHER_TYPE_IPV4 ? 4 : 6)) {
+	if (!ip_hdr_ok(m, type == RTE_ETHER_TYPE_IPV4)) {
 		drop(c, m, XG_STAT_RX_BAD_IP);
 		return;
 	}
