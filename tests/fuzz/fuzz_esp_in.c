@@ -119,6 +119,7 @@ static struct xg_stats wstats;
 static unsigned int dp_seq;
 static uint8_t gw_mac[6];
 static bool warm;       /* memory is counted from now on */
+static struct xg_stats last;
 
 /* ---- netlink requests for the model ---- */
 
@@ -361,6 +362,7 @@ warm_up(void)
 		in[k * 11 + 1] = 1;     /* sequence number 1, no plaintext */
 	}
 	LLVMFuzzerTestOneInput(in, sizeof(in));
+	last = wstats;
 	warm = true;
 }
 
@@ -672,6 +674,21 @@ run_burst(struct rte_mbuf **mb, uint16_t n, uint16_t port)
 		poison_tail(seen[i], false);
 }
 
+/* FUZZ_ESP_STATS=1: the counters each input moved, to check what a seed
+ * reaches (tests/fuzz/README.md). */
+static void
+print_stats(void)
+{
+	int k;
+
+	for (k = 0; k < XG_STAT_MAX; k++)
+		if (wstats.c[k] != last.c[k])
+			fprintf(stderr, " %s=%lu", xg_stat_name((enum xg_stat)k),
+				(unsigned long)(wstats.c[k] - last.c[k]));
+	fprintf(stderr, "\n");
+	last = wstats;
+}
+
 static size_t
 rte_heap_used(void)
 {
@@ -720,6 +737,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (n)
 		run_burst(mb, n, port);
 	drain_rings();
+	if (getenv("FUZZ_ESP_STATS"))
+		print_stats();
 	if (rte_mempool_in_use_count(rx_pool) != rx_used ||
 	    rte_mempool_in_use_count(tx_pool) != tx_used) {
 		fprintf(stderr, "fuzz_esp_in: mbuf leak: rx pool %u -> %u, tx pool %u -> %u\n",

@@ -20,6 +20,7 @@
  *   u8 flags   F_* below
  *   u8 fixlen  with F_RAWLEN: the fixed part's length; else the type's own
  *   u8 nattr
+ *   with F_HIGH: u8 high byte of nlmsg_flags (NLM_F_DUMP is 0x03, REPLACE 0x01)
  *   fixed part, then per attribute: u8 atype, u8 len (bit 7 of atype: a
  *              second length byte, the high one, follows), len bytes, and
  *              with bit 6 of atype an s8 added to nla_len; atype & 63 is the
@@ -43,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 enum {
 	F_NOREQ = 1 << 0,    /* without NLM_F_REQUEST */
 	F_ACK = 1 << 1,
-	F_DUMP = 1 << 2,     /* NLM_F_DUMP */
+	F_HIGH = 1 << 2,     /* a u8 of high flags (DUMP, REPLACE, EXCL...) follows */
 	F_LIE = 1 << 3,      /* nlmsg_len off by a signed delta */
 	F_BATCH = 1 << 4,    /* the next record goes into the same datagram */
 	F_RAW = 1 << 5,      /* no folding of SPIs, addresses, indexes */
@@ -378,6 +379,7 @@ static void
 put_msg(struct in *in, uint16_t type, uint8_t flags, uint8_t *dg, size_t *off, uint32_t seq)
 {
 	uint8_t fixlen = take8(in), nattr = take8(in), i;
+	uint8_t high = (flags & F_HIGH) ? take8(in) : 0;
 	size_t flen = (flags & F_RAWLEN) ? fixlen : fixed_len(type);
 	size_t start = *off, end;
 	struct nlmsghdr h = { 0 };
@@ -414,7 +416,7 @@ put_msg(struct in *in, uint16_t type, uint8_t flags, uint8_t *dg, size_t *off, u
 	h.nlmsg_type = type;
 	h.nlmsg_flags = (uint16_t)((flags & F_NOREQ ? 0 : NLM_F_REQUEST) |
 				   (flags & F_ACK ? NLM_F_ACK : 0) |
-				   (flags & F_DUMP ? NLM_F_DUMP : 0));
+				   high << 8);
 	h.nlmsg_seq = seq;
 	h.nlmsg_pid = 0;
 	memcpy(dg + start, &h, sizeof(h));
