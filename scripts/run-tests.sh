@@ -8,4 +8,5 @@ sh scripts/install-deps.sh
 sh scripts/build.sh -Dwerror=true
 meson test -C build --print-errorlogs
 # Debian's python3 has scapy/pytest; the first python3 on PATH may not.
-exec /usr/bin/python3 -m pytest -p no:cacheprovider -v tests/py "$@"
+/usr/bin/python3 -m pytest -p no:cacheprovider -v tests/py "$@"
+sh tests/fuzz/run.sh 60
