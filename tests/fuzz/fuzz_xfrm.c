@@ -32,6 +32,7 @@
 #include <linux/netlink.h>
 #include <linux/xfrm.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,61 @@ struct state {
 	unsigned long replies;
 };
 
+/* Bytes [from, to) of @p p must be zero: padding that leaves the daemon
+ * must not carry stale memory (key material was there before). */
+static void
+zeroed(const uint8_t *p, size_t from, size_t to, uint16_t type, const char *what)
+{
+	size_t i;
+
+	for (i = from; i < to; i++)
+		if (p[i]) {
+			fprintf(stderr, "fuzz_xfrm: message type %u: %s padding byte %zu is %#x\n",
+				type, what, i, p[i]);
+			abort();
+		}
+}
+
+/* The tail padding of the fixed parts xfrmgw sends most (the kernel
+ * zeroes the struct before filling it in) and of every attribute (the
+ * bytes between nla_len and its 4-byte alignment). Selectors and SA ids
+ * are not checked: the kernel echoes their padding as the client sent it. */
+static void
+check_padding(const uint8_t *msg, size_t len, uint16_t type)
+{
+	const uint8_t *p = msg + NLMSG_HDRLEN;
+	size_t plen = len - NLMSG_HDRLEN, fixed = 0, off;
+
+	if (type == XFRM_MSG_NEWSA || type == XFRM_MSG_UPDSA) {
+		fixed = sizeof(struct xfrm_usersa_info);
+		if (plen < fixed)
+			abort();
+		zeroed(p, offsetof(struct xfrm_usersa_info, flags) + 1, fixed, type, "usersa_info");
+	} else if (type == XFRM_MSG_NEWPOLICY || type == XFRM_MSG_UPDPOLICY) {
+		fixed = sizeof(struct xfrm_userpolicy_info);
+		if (plen < fixed)
+			abort();
+		zeroed(p, offsetof(struct xfrm_userpolicy_info, share) + 1, fixed, type,
+		       "userpolicy_info");
+	} else {
+		return;
+	}
+	for (off = NLMSG_ALIGN(fixed); off + NLA_HDRLEN <= plen;) {
+		struct nlattr a;
+		size_t end;
+
+		memcpy(&a, p + off, sizeof(a));
+		if (a.nla_len < NLA_HDRLEN || off + a.nla_len > plen) {
+			fprintf(stderr, "fuzz_xfrm: message type %u: attribute at %zu: bad nla_len\n",
+				type, off);
+			abort();
+		}
+		end = off + NLA_ALIGN(a.nla_len);
+		zeroed(p, off + a.nla_len, end < plen ? end : plen, type, "attribute");
+		off = end;
+	}
+}
+
 static void
 check_msgs(const void *msg, size_t len)
 {
@@ -108,6 +164,34 @@ check_msgs(const void *msg, size_t len)
 			h.nlmsg_type, h.nlmsg_len, len);
 		abort();
 	}
+	check_padding(msg, len, h.nlmsg_type);
+}
+
+/* Sequence numbers of the ALLOCSPI requests of this input. */
+static uint8_t allocspi_seq[8192];
+
+static bool
+is_allocspi(uint32_t seq)
+{
+	return seq / 8 < sizeof(allocspi_seq) && (allocspi_seq[seq / 8] >> (seq % 8) & 1);
+}
+
+/* ALLOCSPI never hands out SPI 0 (CVE-2025-39965's shape). */
+static void
+check_allocspi(const uint8_t *msg, size_t len)
+{
+	struct nlmsghdr h;
+	struct xfrm_usersa_info u;
+
+	memcpy(&h, msg, sizeof(h));
+	if (h.nlmsg_type != XFRM_MSG_NEWSA || !is_allocspi(h.nlmsg_seq) ||
+	    len < NLMSG_HDRLEN + sizeof(u))
+		return;
+	memcpy(&u, msg + NLMSG_HDRLEN, sizeof(u));
+	if (u.id.spi == 0) {
+		fprintf(stderr, "fuzz_xfrm: ALLOCSPI answered SPI 0\n");
+		abort();
+	}
 }
 
 static void
@@ -118,6 +202,7 @@ on_unicast(void *opaque, const void *msg, size_t len)
 	void *copy = malloc(len);
 
 	check_msgs(msg, len);
+	check_allocspi(msg, len);
 	memcpy(copy, msg, len);
 	free(copy);
 	s->replies++;
@@ -414,6 +499,8 @@ put_msg(struct in *in, uint16_t type, uint8_t flags, uint8_t *dg, size_t *off, u
 	if (flags & F_LIE)
 		h.nlmsg_len = (uint32_t)((int32_t)h.nlmsg_len + (int8_t)take8(in));
 	h.nlmsg_type = type;
+	if (type == XFRM_MSG_ALLOCSPI && seq / 8 < sizeof(allocspi_seq))
+		allocspi_seq[seq / 8] |= (uint8_t)(1u << (seq % 8));
 	h.nlmsg_flags = (uint16_t)((flags & F_NOREQ ? 0 : NLM_F_REQUEST) |
 				   (flags & F_ACK ? NLM_F_ACK : 0) |
 				   high << 8);
@@ -519,6 +606,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t mode = take8(&in);
 	unsigned int i;
 
+	memset(allocspi_seq, 0, sizeof(allocspi_seq));
 	ops.ctx = &s;
 	peer.ext_ack = mode & 1;
 	peer.cap_ack = (mode >> 1) & 1;
