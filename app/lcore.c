@@ -237,8 +237,15 @@ nd_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 		return true;
 	}
 	/* Advertisement: to the soliciting node (all nodes if it had no
-	 * address yet), from the target, with our link-layer address. */
-	rte_pktmbuf_trim(m, (uint16_t)(len - 40 - 32));
+	 * address yet), from the target, with our link-layer address: 32
+	 * bytes of ICMPv6, 8 more than a solicitation without options (a
+	 * unicast NUD probe) brings. */
+	if (len > 40 + 32)
+		rte_pktmbuf_trim(m, (uint16_t)(len - 40 - 32));
+	else if (len < 40 + 32 && rte_pktmbuf_append(m, (uint16_t)(40 + 32 - len)) == NULL) {
+		drop(c, m, XG_STAT_MBUF_ALLOC);
+		return true;
+	}
 	if (memcmp(ip + 8, unspec, 16) == 0) {
 		static const uint8_t all_nodes[16] = { 0xff, 0x02, [15] = 1 };
 
