@@ -23,8 +23,10 @@
  *
  * Frame record (missing bytes read as zero), up to 32 a burst:
  *   u8 kind    bit 0: encrypt; bits 1-3: SA (mod NSA); bit 4: cut the
- *              plaintext to the cipher's block; bit 5: raw frame on the LAN
- *              port; bit 6: ICV of the wrong key; bit 7: a new burst after it
+ *              plaintext to the cipher's block; bit 5: a raw frame comes in
+ *              on the LAN port, an encrypted NAT-T one from source port 4501
+ *              (the peer moved); bit 6: one ICV bit flipped; bit 7: a new
+ *              burst after this frame
  *   encrypt:   u64 seq (little endian; the high half for the ESN SA only),
  *              u16 len, plaintext
  *   raw:       u16 len, the frame from its Ethernet header
@@ -527,14 +529,14 @@ put_eth(uint8_t *f, uint16_t type)
 	f[13] = (uint8_t)type;
 }
 
-/* Ethernet, outer IP (and UDP for NAT-T) around an ESP part of @p esplen
- * bytes at f + @return. */
+/* Bytes before the ESP header: Ethernet, outer IP, and UDP for NAT-T. */
 static size_t
 outer_len(const struct sadef *d)
 {
 	return 14 + (d->v6 ? 40 : 20) + (d->encap ? 8 : 0);
 }
 
+/* Those headers in front of an ESP part of @p esplen bytes. */
 static void
 put_outer(const struct sadef *d, uint8_t *f, size_t esplen, uint16_t sport)
 {
@@ -628,17 +630,26 @@ next_frame(struct in *in, uint8_t kind)
 	return frame_mbuf(f, outer_len(d) + n);
 }
 
-/* Poison what lies after the frame in its buffer (see the top). */
+/* Poison what lies after the frame in its buffer (see the top). ARP
+ * requests and neighbour solicitations are answered in place and may grow
+ * to the answer's size (rte_pktmbuf_append(), which ASan cannot see):
+ * their tail is poisoned from there. */
 static void
 poison_tail(struct rte_mbuf *m, bool on)
 {
-	uint8_t *end = rte_pktmbuf_mtod_offset(m, uint8_t *, rte_pktmbuf_data_len(m));
-	size_t room = rte_pktmbuf_tailroom(m);
+	const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint16_t len = rte_pktmbuf_data_len(m), from = len;
 
-	if (on)
-		ASAN_POISON_MEMORY_REGION(end, room);
-	else
+	if (!on) {
 		ASAN_UNPOISON_MEMORY_REGION(m->buf_addr, m->buf_len);
+		return;
+	}
+	if (len >= 14 && f[12] == 0x08 && f[13] == 0x06)
+		from = RTE_MAX(len, (uint16_t)42);
+	else if (len >= 21 && f[12] == 0x86 && f[13] == 0xdd && f[20] == IPPROTO_ICMPV6)
+		from = RTE_MAX(len, (uint16_t)(14 + 40 + 32));
+	ASAN_POISON_MEMORY_REGION(rte_pktmbuf_mtod_offset(m, uint8_t *, from),
+				  rte_pktmbuf_tailroom(m) - (from - len));
 }
 
 static void
