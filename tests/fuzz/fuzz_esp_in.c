@@ -3,7 +3,9 @@
  * libFuzzer target: received frames through the worker's own code
  * (app/lcore.c: layer 2, IPv4/IPv6, NAT-T, SAD lookup, ESP, replay,
  * decryption, trailer checks, inbound policy, forwarding) with a fixed set
- * of SAs and policies installed through lib/xfrm, on net_null ports.
+ * of SAs and policies installed through lib/xfrm, on ring ports whose
+ * transmitted frames the harness checks: every frame that leaves must be
+ * whole (its IP length fields match the frame).
  *
  * A mutated ESP packet fails its ICV at once, so the input describes
  * frames: either a raw frame, or a plaintext (inner packet, padding, pad
@@ -47,6 +49,7 @@
 #include <openssl/hmac.h>
 
 #include <rte_eal.h>
+#include <rte_eth_ring.h>
 #include <rte_ethdev.h>
 #include <rte_ip.h>
 #include <rte_log.h>
@@ -336,6 +339,84 @@ make_routes(void)
 		abort();
 }
 
+static struct rte_ring *txr[2];
+
+/* Two ports on rings: the worker's transmissions wait in txr[] for
+ * check_tx(). */
+static void
+make_ports(void)
+{
+	struct rte_ring *rxr;
+	char name[32];
+	int p;
+
+	for (p = 0; p < 2; p++) {
+		snprintf(name, sizeof(name), "fz_rxr%d", p);
+		rxr = rte_ring_create(name, 64, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		snprintf(name, sizeof(name), "fz_txr%d", p);
+		txr[p] = rte_ring_create(name, 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		snprintf(name, sizeof(name), "fz_port%d", p);
+		if (rxr == NULL || txr[p] == NULL || rte_eth_from_rings(name, &rxr, 1, &txr[p], 1,
+								       SOCKET_ID_ANY) != p)
+			abort();
+	}
+}
+
+/* A frame that leaves must say its own length: an IPv4 total length or
+ * IPv6 payload length that does not match the frame sends a peer bytes
+ * that were never filled in, or cuts the packet. */
+static void
+check_frame(const struct rte_mbuf *m, int port)
+{
+	const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t len = rte_pktmbuf_data_len(m), iplen;
+	uint16_t type;
+
+	if (len < 14 || !rte_pktmbuf_is_contiguous(m))
+		goto bad;
+	type = (uint16_t)(f[12] << 8 | f[13]);
+	if (type == RTE_ETHER_TYPE_ARP) {
+		if (len < 42)
+			goto bad;
+		return;
+	}
+	if (type == RTE_ETHER_TYPE_IPV4) {
+		if (len < 34 || (f[14] >> 4) != 4 || (f[14] & 0xf) < 5)
+			goto bad;
+		iplen = (uint32_t)(f[16] << 8 | f[17]);
+	} else if (type == RTE_ETHER_TYPE_IPV6) {
+		if (len < 54 || (f[14] >> 4) != 6)
+			goto bad;
+		iplen = 40u + (uint32_t)(f[18] << 8 | f[19]);
+	} else {
+		goto bad;
+	}
+	if (iplen == len - 14)
+		return;
+bad:
+	fprintf(stderr, "fuzz_esp_in: port %d sent a malformed frame of %u bytes:", port,
+		(unsigned int)rte_pktmbuf_data_len(m));
+	for (len = 0; len < rte_pktmbuf_data_len(m) && len < 64; len++)
+		fprintf(stderr, " %02x", f[len]);
+	fprintf(stderr, "\n");
+	abort();
+}
+
+static void
+check_tx(void)
+{
+	struct rte_mbuf *m[64];
+	unsigned int n, i;
+	int p;
+
+	for (p = 0; p < 2; p++)
+		while ((n = rte_ring_dequeue_burst(txr[p], (void **)m, 64, NULL)) > 0)
+			for (i = 0; i < n; i++) {
+				check_frame(m[i], p);
+				rte_pktmbuf_free(m[i]);
+			}
+}
+
 static void
 make_worker(void)
 {
@@ -374,7 +455,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	static const struct xg_xfrm_ops ops = { .unicast = on_unicast };
 	char prefix_arg[64];
 	char *eal[] = { "fuzz_esp_in", "-l", "0", "--no-huge", "-m", "256", "--no-pci",
-			"--no-shconf", prefix_arg, "--vdev", "net_null0", "--vdev", "net_null1",
+			"--no-shconf", prefix_arg,
 			"--log-level", "*:error", NULL };
 	struct rte_ether_addr mac;
 	unsigned int k;
@@ -394,6 +475,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	/* Packets the worker makes itself (ARP, ND) come from their own pool,
 	 * never from a received frame's whose tailroom is poisoned. */
 	xg_shared.pool = tx_pool;
+	make_ports();
 	if (xg_ports_init(rx_pool, 1, 1) != 2 || xg_crypto_init((int)rte_socket_id(), 1))
 		abort();
 	rte_eth_macaddr_get(0, &mac);
@@ -679,8 +761,9 @@ run_burst(struct rte_mbuf **mb, uint16_t n, uint16_t port)
 		poison_tail(mb[i], true);
 	}
 	xg_worker_rx_once(&worker, port, mb, n);
+	check_tx();
 	/* The buffers are back in the pool (checked below) or sent and
-	 * freed by net_null: either way no longer the worker's. */
+	 * checked and freed by check_tx(): either way no longer the worker's. */
 	for (i = 0; i < n; i++)
 		poison_tail(seen[i], false);
 }
