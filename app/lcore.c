@@ -371,6 +371,36 @@ solicit(struct ctx *c, uint16_t port, uint8_t family, const uint8_t *addr)
 	queue_tx(c, port, m);
 }
 
+/* ip_rcv_core() and ipv6_rcv(): an IP packet whose length field claims
+ * more than arrived is dropped; one that claims less is cut to it (what
+ * follows is link-layer padding, not the packet's). After this, every
+ * stage may take the mbuf's length for the packet's. */
+static bool
+ip_len_ok(struct rte_mbuf *m)
+{
+	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t len = rte_pktmbuf_data_len(m), want;
+
+	if ((ip[0] >> 4) == 4) {
+		if (len < 20 || (ip[0] & 0xf) < 5)
+			return false;
+		want = (uint32_t)(ip[2] << 8 | ip[3]);
+		if (want < (ip[0] & 0xfu) * 4)
+			return false;
+	} else if ((ip[0] >> 4) == 6) {
+		if (len < 40)
+			return false;
+		want = 40 + (uint32_t)(ip[4] << 8 | ip[5]);
+	} else {
+		return false;
+	}
+	if (want > len)
+		return false;
+	if (want < len)
+		rte_pktmbuf_trim(m, (uint16_t)(len - want));
+	return true;
+}
+
 static uint8_t
 family_of(const struct rte_mbuf *m)
 {
@@ -886,6 +916,12 @@ forward_burst(struct ctx *c, struct pkt *v, uint16_t n)
 		struct pkt *p = &v[i];
 		const void *key;
 
+		/* A decrypted packet is checked as a received one is (the
+		 * kernel's decapsulated packet goes through ip_rcv() again). */
+		if (p->sa && !ip_len_ok(p->m)) {
+			drop(c, p->m, XG_STAT_RX_BAD_IP);
+			continue;
+		}
 		p->family = family_of(p->m);
 		if (!key_of(p->m, &p->key.k4, &p->key.k6, &key)) {
 			drop(c, p->m, XG_STAT_RX_BAD_IP);
@@ -1224,17 +1260,15 @@ ip_in(struct ctx *c, uint16_t port, struct rte_mbuf *m, struct rx_lists *l)
 	l->fwd[l->nfwd++].sa = NULL;
 }
 
-/* Does the frame hold a whole fixed IP header of its ethertype's
- * version? Every later stage reads the addresses (an IPv6 destination
- * ends at byte 40) without looking at the length again. */
+/* Is the frame a whole IP packet of its ethertype's version (then cut
+ * to its IP length)? Every later stage reads the addresses (an IPv6
+ * destination ends at byte 40) without looking at the length again. */
 static bool
-ip_hdr_ok(const struct rte_mbuf *m, bool v4)
+ip_hdr_ok(struct rte_mbuf *m, bool v4)
 {
 	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
 
-	if (v4)
-		return (ip[0] >> 4) == 4 && (ip[0] & 0xf) >= 5;
-	return (ip[0] >> 4) == 6 && rte_pktmbuf_data_len(m) >= sizeof(struct rte_ipv6_hdr);
+	return (ip[0] >> 4) == (v4 ? 4 : 6) && ip_len_ok(m);
 }
 
 /* Layer 2 of one received frame: ARP, neighbour discovery and the
