@@ -211,10 +211,19 @@ def handmade(sa_add):
     return s
 
 
+def fresh_dir(target):
+    """The target's corpus directory, emptied of all but the regress-*
+    seeds (inputs that once found a bug; they are kept as they were)."""
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    for name in os.listdir(d):
+        if not name.startswith("regress-"):
+            os.unlink(os.path.join(d, name))
+    return d
+
+
 def make_xfrm():
-    d = os.path.join(CORPUS, "fuzz_xfrm")
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
+    d = fresh_dir("fuzz_xfrm")
     netns = "xgfz%d" % os.getpid()
     subprocess.run(["ip", "netns", "add", netns], check=True)
     seeds, session = {}, b""
@@ -245,9 +254,7 @@ def make_esp():
     from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr
     from scapy.layers.ipsec import SecurityAssociation, ESP
 
-    d = os.path.join(CORPUS, "fuzz_esp_in")
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
+    d = fresh_dir("fuzz_esp_in")
     gcm_key = bytes.fromhex(KEY20[2:])
     cbc_key, hmac_key = bytes.fromhex(KEY16[2:]), bytes.fromhex(KEY32[2:])
     eth = Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01")
@@ -305,9 +312,9 @@ def make_esp():
                               tunnel_header=IP(src="192.0.2.2", dst="192.0.2.1"))
     gcm6 = SecurityAssociation(ESP, spi=0x1004, crypt_algo="AES-GCM", crypt_key=gcm_key,
                                tunnel_header=IPv6(src="2001:db8:1::2", dst="2001:db8:1::1"))
-    s["raw-scapy-gcm"] = raw(eth / gcm.encrypt(IP(inner4(0)), seq_num=3))
-    s["raw-scapy-cbc"] = raw(eth / cbc.encrypt(IP(inner4(1)), seq_num=3))
-    s["raw-scapy-gcm6"] = raw(eth / gcm6.encrypt(IPv6(inner6), seq_num=3))
+    s["raw-scapy-gcm"] = raw(eth / gcm.encrypt(IP(inner4(0)), seq_num=3, iv=b"\1" * 8))
+    s["raw-scapy-cbc"] = raw(eth / cbc.encrypt(IP(inner4(1)), seq_num=3, iv=b"\2" * 16))
+    s["raw-scapy-gcm6"] = raw(eth / gcm6.encrypt(IPv6(inner6), seq_num=3, iv=b"\3" * 8))
     s["raw-esp-unknown-spi"] = raw(eth / IP(src="192.0.2.2", dst="192.0.2.1", proto=50) /
                                    Raw(struct.pack("!II", 0x9999, 1) + b"z" * 40))
     s["raw-esp-short"] = raw(eth / IP(src="192.0.2.2", dst="192.0.2.1", proto=50) / Raw(b"\0\0"))
@@ -326,6 +333,12 @@ def make_esp():
                          IPv6(src="2001:db8:1::2", dst="ff02::1:ff00:1", hlim=255) /
                          ICMPv6ND_NS(tgt="2001:db8:1::1") /
                          ICMPv6NDOptSrcLLAddr(lladdr="02:00:00:00:00:02"))
+    # A unicast NUD probe: no option, answered by a longer advertisement.
+    s["raw-nd-nud-probe"] = raw(eth / IPv6(src="2001:db8:1::2", dst="2001:db8:1::1", hlim=255) /
+                                ICMPv6ND_NS(tgt="2001:db8:1::1"))
+    # Ethernet padding after a short packet: cut, not forwarded.
+    s["raw-padded"] = raw(bytes(eth / IP(src="192.0.2.2", dst="10.2.0.9") / UDP() /
+                                Raw(b"p" * 10)) + b"\0" * 30)
     s["raw-lan-forward"] = raw(Ether(src="02:00:00:00:00:09", dst="02:00:00:00:00:01") /
                                IP(src="10.2.0.9", dst="10.1.0.5") / TCP(), lan=True)
     s["raw-ipv4-options"] = raw(eth / IP(src="192.0.2.2", dst="192.0.2.1", ihl=6,
@@ -342,9 +355,7 @@ def make_esp():
 # ---- fuzz_conf ----
 
 def make_conf():
-    d = os.path.join(CORPUS, "fuzz_conf")
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
+    d = fresh_dir("fuzz_conf")
     n = 0
     for path in sorted(glob.glob(os.path.join(ROOT, "conf", "*.conf"))):
         shutil.copy(path, os.path.join(d, os.path.basename(path)))
