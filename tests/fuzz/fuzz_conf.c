@@ -32,9 +32,12 @@ check(const struct xg_config *c)
 		if (c->port[i].naddr > XG_CFG_MAX_ADDRS ||
 		    memchr(c->port[i].exception, 0, sizeof(c->port[i].exception)) == NULL)
 			abort();
-		for (k = 0; k < c->port[i].naddr; k++)
-			if (c->port[i].addr[k].plen > (c->port[i].addr[k].family == AF_INET ? 32 : 128))
+		for (k = 0; k < c->port[i].naddr; k++) {
+			const struct xg_cfg_prefix *a = &c->port[i].addr[k];
+
+			if (a->plen > (a->family == AF_INET ? 32 : 128))
 				abort();
+		}
 	}
 	for (i = 0; i < c->nroutes; i++)
 		if (c->route[i].port >= XG_CFG_MAX_PORTS)

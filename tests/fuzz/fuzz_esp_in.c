@@ -18,10 +18,10 @@
  * leak is invisible to ASan), and the worker must have left as many bytes
  * allocated, with malloc() and rte_malloc(), as it found: LeakSanitizer
  * cannot see through rte_malloc() memory (it would take every table the
- * snapshot holds for a leak), so this target runs with -detect_leaks=0. The tailroom of every received frame is
- * poisoned for ASan while the worker runs: Debian's DPDK is not
- * instrumented, so without this a read past the frame's end would go
- * unseen.
+ * snapshot holds for a leak), so this target runs with -detect_leaks=0.
+ * The tailroom of every received frame is poisoned for ASan while the
+ * worker runs: Debian's DPDK is not instrumented, so without this a read
+ * past the frame's end would go unseen.
  *
  * Frame record (missing bytes read as zero), up to 32 a burst:
  *   u8 kind    bit 0: encrypt; bits 1-3: SA (mod NSA); bit 4: cut the

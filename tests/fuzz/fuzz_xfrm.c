@@ -138,8 +138,8 @@ check_padding(const uint8_t *msg, size_t len, uint16_t type)
 
 		memcpy(&a, p + off, sizeof(a));
 		if (a.nla_len < NLA_HDRLEN || off + a.nla_len > plen) {
-			fprintf(stderr, "fuzz_xfrm: message type %u: attribute at %zu: bad nla_len\n",
-				type, off);
+			fprintf(stderr, "fuzz_xfrm: message type %u: bad nla_len at %zu\n", type,
+				off);
 			abort();
 		}
 		end = off + NLA_ALIGN(a.nla_len);
