@@ -1,0 +1,538 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Hostile packets against the gateway on net_pcap ports.
+
+One gateway serves every case. Each case sends its frames (bad ones with
+good ones between them) and then asserts, from /xfrmgw/stats before and
+after, that the counter explaining the drop moved by exactly the number of
+bad packets and nothing else dropped, and that exactly the good packets
+left. After the gateway stopped, every good packet's output is checked:
+ESP decrypted with scapy (GCM, whose ESN handling is right) and plaintext
+compared byte for byte with what one hop makes of it.
+
+net_pcap reads a FIFO with blocking reads of up to 32 records per burst, so
+every batch is padded to whole bursts on both ports with frames of an
+unknown ethertype (XgRxNotIp, subtracted by the harness).
+"""
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from scapy.all import (Ether, IP, IPv6, UDP, ICMP, Raw, rdpcap, raw, IPv6ExtHdrHopByHop,
+                       IPv6ExtHdrDestOpt, IPv6ExtHdrRouting, IPv6ExtHdrFragment,
+                       ICMPv6PacketTooBig, IPOption_Router_Alert, fragment)
+from scapy.layers.ipsec import ESP, SecurityAssociation
+
+import conftest
+import nl
+from test_gateway import forwarded, netlink
+from test_gateway_pcap import pcap_header, pcap_record
+
+KEY = "0x00112233445566778899aabbccddeeffa0a1a2a3"
+KEY_B = bytes.fromhex(KEY[2:])
+GW = {0: "02:00:00:00:00:10", 1: "02:00:00:00:00:11"}
+HOST, PEER_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
+GW4, PEER4, NATPEER = "192.0.2.1", "192.0.2.2", "192.0.2.3"
+GW6, PEER6 = "2001:db8:1::1", "2001:db8:1::2"
+LAN4, LAN6 = "10.1.0.1", "fd01::1"
+MTU = 1400
+FILL = Ether(src=PEER_MAC, dst=GW[1], type=0x88b5) / Raw(b"fill" * 12)
+QUIET = {"XgRxPackets", "XgTxPackets", "XgOutEncrypted", "XgInDecrypted"}
+
+CONF = """[port 0]
+ipv4 = 10.1.0.254/24
+ipv6 = fd01::fe/64
+[port 1]
+ipv4 = 192.0.2.1/24
+ipv6 = 2001:db8:1::1/64
+mtu = %d
+[route r4]
+prefix = 10.0.0.0/8
+via = 192.0.2.2
+port = 1
+[route r6]
+prefix = fd00::/8
+via = 2001:db8:1::2
+port = 1
+[route t4]
+prefix = 203.0.113.0/24
+via = 192.0.2.2
+port = 1
+[route t6]
+prefix = 2001:db8:99::/48
+via = 2001:db8:1::2
+port = 1
+[route lan4]
+prefix = 10.1.0.0/24
+port = 0
+[route lan6]
+prefix = fd01::/64
+port = 0
+[neighbour p4]
+address = 192.0.2.2
+mac = %s
+port = 1
+[neighbour p6]
+address = 2001:db8:1::2
+mac = %s
+port = 1
+[neighbour h4]
+address = 10.1.0.1
+mac = %s
+port = 0
+[neighbour h6]
+address = fd01::1
+mac = %s
+port = 0
+""" % (MTU, PEER_MAC, PEER_MAC, HOST, HOST)
+
+TUNNEL = [
+    # IPv4 tunnel both ways, and ESP-in-UDP from a NATed peer.
+    "xfrm state add src {gw4} dst {p4} proto esp spi 0x100 reqid 1 mode tunnel {aead}",
+    "xfrm state add src {p4} dst {gw4} proto esp spi 0x200 reqid 2 mode tunnel "
+    "replay-window 32 {aead} sel src 10.2.0.0/16 dst 10.1.0.0/16",
+    "xfrm policy add src 10.1.0.0/16 dst 10.2.0.0/16 dir out "
+    "tmpl src {gw4} dst {p4} proto esp reqid 1 mode tunnel",
+    "xfrm policy add src 10.0.0.0/8 dst 10.1.0.0/16 dir fwd "
+    "tmpl src {p4} dst {gw4} proto esp reqid 2 mode tunnel",
+    "xfrm state add src {nat} dst {gw4} proto esp spi 0x500 reqid 2 mode tunnel "
+    "replay-window 32 {aead} encap espinudp 4500 4500 0.0.0.0",
+    # IPv6 tunnel both ways.
+    "xfrm state add src {gw6} dst {p6} proto esp spi 0x300 reqid 3 mode tunnel {aead}",
+    "xfrm state add src {p6} dst {gw6} proto esp spi 0x400 reqid 4 mode tunnel "
+    "replay-window 32 {aead}",
+    "xfrm policy add src fd01::/64 dst fd02::/64 dir out "
+    "tmpl src {gw6} dst {p6} proto esp reqid 3 mode tunnel",
+    "xfrm policy add src fd02::/64 dst fd01::/64 dir fwd "
+    "tmpl src {p6} dst {gw6} proto esp reqid 4 mode tunnel",
+    # Sequence number edges: ESN out (10.4/16), no ESN out (10.5/16), ESN in.
+    "xfrm state add src {gw4} dst {p4} proto esp spi 0x600 reqid 6 mode tunnel "
+    "flag esn replay-window 32 {aead}",
+    "xfrm policy add src 10.1.0.0/16 dst 10.4.0.0/16 dir out "
+    "tmpl src {gw4} dst {p4} proto esp reqid 6 mode tunnel",
+    "xfrm state add src {gw4} dst {p4} proto esp spi 0x700 reqid 7 mode tunnel {aead}",
+    "xfrm policy add src 10.1.0.0/16 dst 10.5.0.0/16 dir out "
+    "tmpl src {gw4} dst {p4} proto esp reqid 7 mode tunnel",
+    "xfrm state add src {p4} dst {gw4} proto esp spi 0x800 reqid 2 mode tunnel "
+    "flag esn replay-window 32 {aead}",
+]
+
+
+def esp_raw(spi, seq, inner, nh=None, pad=None, key=KEY_B, seq_hi=0, icv_ok=True):
+    """ESP (RFC 4106 GCM, 16-byte ICV) built by hand, so that padding and
+    next header can lie: SPI, sequence, IV, ciphertext, ICV."""
+    inner = bytes(inner)
+    if nh is None:
+        nh = 4 if inner[0] >> 4 == 4 else 41
+    if pad is None:
+        n = (-(len(inner) + 2)) % 4
+        pad = bytes(range(1, n + 1))
+    iv = struct.pack("!Q", seq | seq_hi << 32)
+    aad = struct.pack("!II", spi, seq) if not seq_hi else struct.pack("!III", spi, seq_hi, seq)
+    ct = AESGCM(key[:16]).encrypt(key[16:] + iv, inner + pad + bytes([len(pad), nh]), aad)
+    if not icv_ok:
+        ct = ct[:-1] + bytes([ct[-1] ^ 1])
+    return struct.pack("!II", spi, seq) + iv + ct
+
+
+def v4(src, dst, payload, proto=50, **kw):
+    return IP(src=src, dst=dst, proto=proto, **kw) / Raw(payload)
+
+
+def fix_lengths(pkt_bytes):
+    """An IP packet cut short with its length fields (and checksum) made to
+    agree with what is left: only the layers above see the truncation."""
+    b = bytearray(pkt_bytes)
+    if b[0] >> 4 == 4:
+        b[2:4] = struct.pack("!H", len(b))
+        b[10:12] = b"\0\0"
+        s = sum(struct.unpack("!10H", bytes(b[:20])))
+        s = (s & 0xffff) + (s >> 16)
+        s = (s & 0xffff) + (s >> 16)
+        b[10:12] = struct.pack("!H", ~s & 0xffff)
+    else:
+        b[4:6] = struct.pack("!H", len(b) - 40)
+    return bytes(b)
+
+
+class Feeder(threading.Thread):
+    """Writes batches of frames into one rx FIFO."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.path, self.q, self.cv, self.closed = path, [], threading.Condition(), False
+
+    def run(self):
+        with open(self.path, "wb", buffering=0) as f:
+            f.write(pcap_header())
+            while True:
+                with self.cv:
+                    self.cv.wait_for(lambda: self.q or self.closed)
+                    batch, self.q = self.q, []
+                    closed = self.closed
+                if batch:
+                    f.write(b"".join(pcap_record(fr) for fr in batch))
+                if closed and not batch:
+                    return
+
+    def put(self, frames):
+        with self.cv:
+            self.q += frames
+            self.cv.notify()
+
+    def close(self):
+        with self.cv:
+            self.closed = True
+            self.cv.notify()
+
+
+class Gw:
+    def __init__(self, tmp):
+        self.tmp, self.prefix = tmp, "xghp%d" % os.getpid()
+        self.rx = [str(tmp / ("rx%d.pcap" % i)) for i in (0, 1)]
+        self.txf = [str(tmp / ("tx%d.pcap" % i)) for i in (0, 1)]
+        for p in self.rx:
+            os.mkfifo(p)
+        self.feeders = [Feeder(p) for p in self.rx]
+        for f in self.feeders:
+            f.start()
+        (tmp / "gw.conf").write_text(CONF)
+        self.sock = str(tmp / "x.sock")
+        self.log = open(tmp / "gw.log", "w+")
+        self.proc = subprocess.Popen(
+            [conftest.XFRMGW, "-l", "0,1", "--no-huge", "-m", "512", "--no-pci", "--no-shconf",
+             "--file-prefix", self.prefix,
+             "--vdev", "net_pcap0,rx_pcap=%s,tx_pcap=%s" % (self.rx[0], self.txf[0]),
+             "--vdev", "net_pcap1,rx_pcap=%s,tx_pcap=%s" % (self.rx[1], self.txf[1]),
+             "--log-level", "*:info", "--log-level", "lib.*:warning", "--",
+             "--xfrm-socket", self.sock, "--config", str(tmp / "gw.conf")],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while not os.path.exists(self.sock):
+            assert self.proc.poll() is None and time.time() < deadline, self.text()
+            time.sleep(0.05)
+        self.env = dict(os.environ, LD_PRELOAD=conftest.PRELOAD, XFRMGW_SOCKET=self.sock)
+        self.expect_flat, self.expect_icmp = [], []   # what must leave
+        self.seq = {0x200: 0, 0x400: 0, 0x500: 0}
+        self.table = []
+
+    def text(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def ip(self, cmd):
+        r = subprocess.run("ip " + cmd, shell=True, env=self.env, capture_output=True, text=True)
+        assert r.returncode == 0, cmd + ": " + r.stderr
+        return r.stdout
+
+    def stats(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect("/var/run/dpdk/%s/dpdk_telemetry.v2" % self.prefix)
+        s.recv(16384)
+        s.send(b"/xfrmgw/stats")
+        r = json.loads(s.recv(65536).decode())["/xfrmgw/stats"]
+        s.close()
+        return r
+
+    def send(self, lan=(), wan=()):
+        """Feed one batch (padded to whole bursts on both ports) and wait
+        until the workers received all of it. @return the counter deltas,
+        fillers taken out."""
+        lan, wan = list(lan), list(wan)
+        # The worker reads the ports in turn and blocks on an empty FIFO:
+        # both get the same number of whole bursts.
+        bursts = max(1, (max(len(lan), len(wan)) + 31) // 32)
+        nfill = 0
+        for frames in (lan, wan):
+            k = bursts * 32 - len(frames)
+            frames += [FILL] * k
+            nfill += k
+        before = self.stats()
+        self.feeders[0].put(lan)
+        self.feeders[1].put(wan)
+        want = before["XgRxPackets"] + len(lan) + len(wan)
+        deadline = time.time() + 30
+        while True:
+            after = self.stats()
+            if after["XgRxPackets"] >= want:
+                break
+            assert time.time() < deadline and self.proc.poll() is None, (want, after)
+            time.sleep(0.02)
+        time.sleep(0.05)
+        after = self.stats()
+        d = {k: after[k] - before[k] for k in after if after[k] != before[k]}
+        d["XgRxNotIp"] = d.get("XgRxNotIp", 0) - nfill
+        if d["XgRxNotIp"] == 0:
+            del d["XgRxNotIp"]
+        d["XgRxPackets"] -= nfill
+        return d
+
+    def case(self, name, counters, lan=(), wan=(), good=()):
+        """Send, then require exactly @p counters among the drop/event
+        counters and exactly len(good) frames out; @p good: (port, kind,
+        check) of those frames, in order within each port and kind."""
+        lan, wan = list(lan), list(wan)
+        d = self.send(lan, wan)
+        for port, kind, chk in good:
+            if kind == "bytes":
+                self.expect_flat.append((port, kind, chk))
+            else:
+                self.expect_icmp.append((port, kind, chk, name))
+        got = {k: v for k, v in d.items() if k not in QUIET}
+        assert got == counters, "%s: %r (all: %r)" % (name, got, d)
+        assert d.get("XgTxPackets", 0) == len(good), (name, d)
+        self.table.append((name, len(lan) + len(wan), ",".join(sorted(counters))))
+
+    def stop(self):
+        for f in self.feeders:
+            f.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        subprocess.run(["rm", "-rf", "/var/run/dpdk/" + self.prefix], check=False)
+        return self.proc.returncode
+
+
+# --- good traffic and its checks ------------------------------------------
+
+def gcm_sa(spi, outer, esn=None):
+    return SecurityAssociation(ESP, spi=spi, crypt_algo="AES-GCM", crypt_key=KEY_B,
+                               tunnel_header=outer, esn_en=esn is not None, esn=esn or 0)
+
+
+SA_OUT4, SA_OUT6 = 0x100, 0x300
+# Sequence numbers above 2^32 on 0x600 carry the high half 1 (scapy's GCM
+# with ESN is right; it cannot guess the high half, the test knows it).
+OUT_SA = {0x100: lambda o: gcm_sa(0x100, IP(src=GW4, dst=PEER4)),
+          0x300: lambda o: gcm_sa(0x300, IPv6(src=GW6, dst=PEER6)),
+          0x700: lambda o: gcm_sa(0x700, IP(src=GW4, dst=PEER4)),
+          0x600: lambda o: gcm_sa(0x600, IP(src=GW4, dst=PEER4),
+                                  esn=0 if o[ESP].seq >= 0xf0000000 else 1)}
+
+
+def esp_out_check(sa, inner):
+    """An outbound packet: out of port 1 as ESP that decrypts to this."""
+    return (1, "bytes", forwarded(inner))
+
+
+def plain_check(pkt, dst_mac=HOST):
+    """A forwarded packet, one hop older, out of the port towards @p dst_mac."""
+    return (0 if dst_mac == HOST else 1, "bytes", forwarded(pkt))
+
+
+def decode(f, port):
+    """What an output frame carries: ESP decrypted with the SA its SPI
+    names (scapy), else the IP packet itself."""
+    assert f[Ether].dst == (HOST if port == 0 else PEER_MAC), f.summary()
+    if kind_of(f) == "esp":
+        outer = f[IP] if IP in f else f[IPv6]
+        outer = outer.__class__(bytes(outer))
+        return bytes(OUT_SA[outer[ESP].spi](outer).decrypt(outer))
+    return bytes(f.payload)
+
+
+_tag = [0]
+
+
+def tag():
+    _tag[0] += 1
+    return b"good-%06d" % _tag[0]
+
+
+def good_out4():
+    p = IP(src=LAN4, dst="10.2.0.5") / UDP(sport=1000, dport=2000) / Raw(tag())
+    return Ether(src=HOST, dst=GW[0]) / p, esp_out_check(SA_OUT4, p)
+
+
+def good_out6():
+    p = IPv6(src=LAN6, dst="fd02::5") / UDP(sport=1000, dport=2000) / Raw(tag())
+    return Ether(src=HOST, dst=GW[0]) / p, esp_out_check(SA_OUT6, p)
+
+
+def good_in4(g, payload=None):
+    g.seq[0x200] += 1
+    p = IP(src="10.2.0.5", dst=LAN4) / UDP(sport=2000, dport=1000) / Raw(payload or tag())
+    e = esp_raw(0x200, g.seq[0x200], p)
+    return Ether(src=PEER_MAC, dst=GW[1]) / IP(src=PEER4, dst=GW4, proto=50) / Raw(e), \
+        plain_check(p)
+
+
+def good_in6(g):
+    g.seq[0x400] += 1
+    p = IPv6(src="fd02::5", dst=LAN6) / UDP(sport=2000, dport=1000) / Raw(tag())
+    e = esp_raw(0x400, g.seq[0x400], p)
+    return Ether(src=PEER_MAC, dst=GW[1]) / IPv6(src=PEER6, dst=GW6, nh=50) / Raw(e), \
+        plain_check(p)
+
+
+def kind_of(f):
+    """ICMP errors are checked in order; ESP and the rest by content."""
+    if (IP in f and f[IP].proto == 50) or (IPv6 in f and f[IPv6].nh == 50):
+        return "esp"
+    if (ICMP in f and f[ICMP].type == 3) or ICMPv6PacketTooBig in f:
+        return "icmp"
+    return "plain"
+
+
+def mix(g, bad_wan=(), bad_lan=()):
+    """Bad frames with good ones of both families before, between and
+    after them: (lan, wan, good)."""
+    lan, wan, good = [], [], []
+
+    def add_good():
+        for fn in (good_out4, good_out6):
+            fr, chk = fn()
+            lan.append(fr)
+            good.append(chk)
+        for fn in (good_in4, good_in6):
+            fr, chk = fn(g)
+            wan.append(fr)
+            good.append(chk)
+    add_good()
+    half_w, half_l = len(bad_wan) // 2, len(bad_lan) // 2
+    wan += bad_wan[:half_w]
+    lan += bad_lan[:half_l]
+    add_good()
+    wan += bad_wan[half_w:]
+    lan += bad_lan[half_l:]
+    add_good()
+    return lan, wan, good
+
+
+def run_case(g, name, counters, bad_wan=(), bad_lan=(), extra_good=()):
+    """@p extra_good: what the bad frames legitimately cause (ICMP errors,
+    forwarded frames), in the order the bad frames come."""
+    lan, wan, good = mix(g, list(bad_wan), list(bad_lan))
+    g.case(name, counters, lan=lan, wan=wan, good=good + list(extra_good))
+
+
+def wan4(payload, src=PEER4, dst=GW4, proto=50, **kw):
+    return Ether(src=PEER_MAC, dst=GW[1]) / IP(src=src, dst=dst, proto=proto, **kw) / \
+        Raw(payload)
+
+
+def wan6(payload, src=PEER6, dst=GW6, nh=50):
+    return Ether(src=PEER_MAC, dst=GW[1]) / IPv6(src=src, dst=dst, nh=nh) / Raw(payload)
+
+
+def in4(g, inner, **kw):
+    g.seq[0x200] += 1
+    return esp_raw(0x200, g.seq[0x200], inner, **kw)
+
+
+def in6(g, inner, **kw):
+    g.seq[0x400] += 1
+    return esp_raw(0x400, g.seq[0x400], inner, **kw)
+
+
+def inner4(dst=LAN4, src="10.2.0.5", **kw):
+    return IP(src=src, dst=dst, **kw) / UDP(sport=2000, dport=1000) / Raw(b"bad")
+
+
+def inner6(dst=LAN6, src="fd02::5", **kw):
+    return IPv6(src=src, dst=dst, **kw) / UDP(sport=2000, dport=1000) / Raw(b"bad")
+
+
+def esp_short_counter(esp_len):
+    """What a locally addressed ESP packet of @p esp_len bytes after the IP
+    header costs (GCM: 8 header + 8 IV + 2 trailer + 16 ICV)."""
+    return "XfrmInHdrError" if esp_len < 8 + 8 + 2 + 16 else "XfrmInStateProtoError"
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory):
+    g = Gw(tmp_path_factory.mktemp("hostile"))
+    try:
+        for cmd in TUNNEL:
+            g.ip(cmd.format(gw4=GW4, p4=PEER4, nat=NATPEER, gw6=GW6, p6=PEER6,
+                            aead="aead 'rfc4106(gcm(aes))' %s 128" % KEY))
+        yield g
+    finally:
+        rc = g.stop()
+        print("\n".join("%-40s %5d  %s" % r for r in g.table))
+    assert rc == 0, g.text()
+    # Every good frame left, in order, and was right; nothing else left.
+    # ICMP errors in order; everything else as a multiset per port, by
+    # content (bursts are regrouped per SA, so order across SAs may change).
+    for port in (0, 1):
+        want = sorted(c for (pt, kind, c) in g.expect_flat if pt == port and kind == "bytes")
+        icmp = [(n, c) for (pt, kind, c, n) in g.expect_icmp if pt == port]
+        got, got_icmp = [], []
+        for f in rdpcap(g.txf[port]):
+            if kind_of(f) == "icmp":
+                got_icmp.append(f)
+            else:
+                got.append(decode(f, port))
+        assert len(got) == len(want), (port, len(got), len(want))
+        missing = [w for w in want if w not in got]
+        assert sorted(got) == want, (port, missing[:3])
+        assert len(got_icmp) == len(icmp), (port, len(got_icmp), len(icmp))
+        for f, (name, chk) in zip(got_icmp, icmp):
+            try:
+                chk(f)
+            except AssertionError as e:
+                raise AssertionError("case %s: %s" % (name, e))
+
+
+# --- the cases ------------------------------------------------------------
+
+def test_baseline(gw):
+    """Only good traffic: the harness itself."""
+    run_case(gw, "baseline: good traffic only", {})
+
+
+def full_frames(g):
+    """A valid ESP frame and a valid plain frame of each family."""
+    e4 = wan4(in4(g, inner4()))
+    e6 = wan6(in6(g, inner6()))
+    p4 = Ether(src=HOST, dst=GW[0]) / IP(src=LAN4, dst="203.0.113.9") / UDP(sport=5, dport=6) / \
+        Raw(b"plain4")
+    p6 = Ether(src=HOST, dst=GW[0]) / IPv6(src=LAN6, dst="2001:db8:99::9") / \
+        UDP(sport=5, dport=6) / Raw(b"plain6")
+    return e4, e6, p4, p6
+
+
+def test_truncated_every_length(gw):
+    """Every prefix of an ESP frame and of a plain frame, both families,
+    length fields left as they were: the IP layer catches each."""
+    e4, e6, p4, p6 = full_frames(gw)
+    bad_w = [Raw(raw(f)[:n]) for f in (e4, e6) for n in range(1, len(f))]
+    bad_l = [Raw(raw(f)[:n]) for f in (p4, p6) for n in range(1, len(f))]
+    run_case(gw, "truncated, lengths as sent", {"XgRxBadIp": len(bad_w) + len(bad_l)},
+             bad_wan=bad_w, bad_lan=bad_l)
+
+
+def test_truncated_consistent_lengths(gw):
+    """Every prefix again, the IP length fields made to agree: ESP is
+    then short (header error, or ICV/length error once the SPI and
+    sequence are there), a plain packet is forwarded as it is."""
+    e4, e6, p4, p6 = full_frames(gw)
+    bad, want = [], {}
+    for f, l3 in ((e4, 20), (e6, 40)):
+        for n in range(14 + l3, len(f)):
+            ip = fix_lengths(raw(f)[14:n])
+            bad.append(Ether(raw(f)[:14] + ip))
+            k = esp_short_counter(n - 14 - l3)
+            want[k] = want.get(k, 0) + 1
+    short = [Ether(raw(e4)[:14 + 19]), Ether(raw(e6)[:14 + 39])]
+    want["XgRxBadIp"] = len(short)
+    fwd, checks = [], []
+    for f, l3 in ((p4, 20), (p6, 40)):
+        for n in range(14 + l3, len(f) + 1):
+            ip = fix_lengths(raw(f)[14:n])
+            fr = Ether(raw(f)[:14] + ip)
+            fwd.append(fr)
+            checks.append(plain_check(fr.payload.__class__(ip), PEER_MAC))
+    run_case(gw, "truncated, lengths agreeing", want, bad_wan=bad + short, bad_lan=fwd,
+             extra_good=checks)
