@@ -536,3 +536,126 @@ def test_truncated_consistent_lengths(gw):
             checks.append(plain_check(fr.payload.__class__(ip), PEER_MAC))
     run_case(gw, "truncated, lengths agreeing", want, bad_wan=bad + short, bad_lan=fwd,
              extra_good=checks)
+
+
+def test_header_lies(gw):
+    """IPv4 ihl < 5, total length longer than the frame, bad header
+    checksum; IPv6 payload length longer than the frame."""
+    e = in4(gw, inner4())
+    base = raw(IP(src=PEER4, dst=GW4, proto=50) / Raw(e))
+    bad = []
+    for ihl in range(0, 5):
+        b = bytearray(base)
+        b[0] = 0x40 | ihl
+        bad.append(Ether(src=PEER_MAC, dst=GW[1], type=0x800) / Raw(fix_lengths(bytes(b))))
+    b = bytearray(base)
+    b[2:4] = struct.pack("!H", len(base) + 1)
+    bad.append(Ether(src=PEER_MAC, dst=GW[1], type=0x800) / Raw(bytes(b)))
+    b = bytearray(base)
+    b[10] ^= 0xff
+    bad.append(Ether(src=PEER_MAC, dst=GW[1], type=0x800) / Raw(bytes(b)))
+    b = bytearray(raw(IPv6(src=PEER6, dst=GW6, nh=50) / Raw(in6(gw, inner6()))))
+    b[4:6] = struct.pack("!H", len(b) - 40 + 1)
+    bad.append(Ether(src=PEER_MAC, dst=GW[1], type=0x86dd) / Raw(bytes(b)))
+    run_case(gw, "IP header lies", {"XgRxBadIp": len(bad)}, bad_wan=bad)
+
+
+def test_esp_trailer_and_icv(gw):
+    """Bad ICV, non-monotonic padding, bad next header, inner version not
+    the one next header names, inner addresses outside the selector."""
+    icv = [wan4(in4(gw, inner4(), icv_ok=False)), wan6(in6(gw, inner6(), icv_ok=False))]
+    pad = [wan4(in4(gw, inner4(), pad=b"\x01\x03\x02")),
+           wan6(in6(gw, inner6(), pad=b"\x02\x02"))]
+    nh = [wan4(in4(gw, inner4(), nh=17)), wan6(in6(gw, inner6(), nh=59))]
+    ver = [wan4(in4(gw, inner4(), nh=41)), wan6(in6(gw, inner6(), nh=4))]
+    sel = [wan4(in4(gw, inner4(src="10.9.0.5")))]
+    run_case(gw, "bad ICV", {"XfrmInStateProtoError": 2}, bad_wan=icv)
+    run_case(gw, "bad padding", {"XfrmInStateProtoError": 2}, bad_wan=pad)
+    run_case(gw, "bad next header", {"XfrmInStateModeError": 2}, bad_wan=nh)
+    run_case(gw, "inner version vs next header", {"XfrmInStateModeError": 2}, bad_wan=ver)
+    run_case(gw, "inner outside the SA selector", {"XfrmInStateMismatch": 1}, bad_wan=sel)
+
+
+def test_sequence_zero_replay_too_old(gw):
+    zero = wan4(esp_raw(0x200, 0, inner4()))
+    gw.seq[0x200] += 40
+    old = wan4(esp_raw(0x200, gw.seq[0x200] - 39, inner4()))
+    fr, chk = good_in4(gw)
+    run_case(gw, "seq 0, replay, too old", {"XfrmInStateSeqError": 3},
+             bad_wan=[zero, old, fr, fr], extra_good=[chk])
+
+
+def test_ttl_and_hop_limit_one(gw):
+    bad = [Ether(src=HOST, dst=GW[0]) / IP(src=LAN4, dst="10.2.0.5", ttl=1) / UDP() / b"t",
+           Ether(src=HOST, dst=GW[0]) / IP(src=LAN4, dst="203.0.113.9", ttl=1) / UDP() / b"t",
+           Ether(src=HOST, dst=GW[0]) / IPv6(src=LAN6, dst="fd02::5", hlim=1) / UDP() / b"t",
+           Ether(src=HOST, dst=GW[0]) / IPv6(src=LAN6, dst="2001:db8:99::9", hlim=1) / UDP()]
+    inb = [wan4(in4(gw, inner4(ttl=1))), wan6(in6(gw, inner6(hlim=1)))]
+    run_case(gw, "TTL / hop limit 1", {"XgTtlExceeded": 6}, bad_lan=bad, bad_wan=inb)
+
+
+def test_esp_fragments(gw):
+    """ESP for the gateway in fragments: not reassembled, counted."""
+    e = IP(src=PEER4, dst=GW4, proto=50, id=7) / Raw(in4(gw, inner4() / Raw(b"x" * 200)))
+    frags = [Ether(src=PEER_MAC, dst=GW[1]) / f for f in fragment(e, 64)]
+    e6 = raw(Raw(in6(gw, inner6() / Raw(b"y" * 200))))
+    f6 = [wan6(raw(IPv6ExtHdrFragment(nh=50, offset=0, m=1, id=9)) + e6[:104], nh=44),
+          wan6(raw(IPv6ExtHdrFragment(nh=50, offset=13, m=0, id=9)) + e6[104:], nh=44)]
+    run_case(gw, "ESP fragments", {"XgInEspFragment": len(frags) + 2}, bad_wan=frags + f6)
+
+
+def test_ipv6_extension_headers(gw):
+    """Hop-by-hop, destination options and routing (no segments left)
+    before ESP: decrypted; a long chain in forwarded plain traffic:
+    forwarded unchanged but the hop limit."""
+    gw.seq[0x400] += 1
+    p = IPv6(src="fd02::5", dst=LAN6) / UDP(sport=2000, dport=1000) / Raw(b"ext-esp")
+    chain = IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting(segleft=0)
+    e = Ether(src=PEER_MAC, dst=GW[1]) / IPv6(src=PEER6, dst=GW6) / chain / \
+        Raw(esp_raw(0x400, gw.seq[0x400], p))
+    e[IPv6ExtHdrRouting].nh = 50
+    long_chain = IPv6ExtHdrHopByHop()
+    for _ in range(6):
+        long_chain = long_chain / IPv6ExtHdrDestOpt()
+    t = IPv6(src=LAN6, dst="2001:db8:99::9") / long_chain / UDP(sport=1, dport=2) / b"chain"
+    t = IPv6(raw(t))
+    run_case(gw, "IPv6 extension headers", {}, bad_wan=[Ether(raw(e))],
+             bad_lan=[Ether(src=HOST, dst=GW[0]) / t],
+             extra_good=[plain_check(p), plain_check(t, PEER_MAC)])
+
+
+def test_natt_edges(gw):
+    """Keepalive: consumed and counted. Non-ESP marker (IKE) and a UDP
+    payload too short for ESP: the gateway's own (XgLocalIn here, no
+    exception port). Bad UDP checksum: dropped. Zero checksum: accepted."""
+    def udp(payload, chksum=None):
+        u = UDP(sport=4500, dport=4500) / Raw(payload)
+        if chksum is not None:
+            u.chksum = chksum
+        return Ether(src=PEER_MAC, dst=GW[1]) / IP(src=NATPEER, dst=GW4) / u
+    ka = udp(b"\xff")
+    ike = udp(b"\0\0\0\0" + b"ike" * 10)
+    short = udp(b"\0\0\x05\0\0\0\0\1")
+    gw.seq[0x500] += 1
+    p = IP(src="10.3.0.5", dst=LAN4) / UDP(sport=3, dport=4) / Raw(b"natt")
+    good0 = udp(esp_raw(0x500, gw.seq[0x500], p), chksum=0)
+    gw.seq[0x500] += 1
+    badck = udp(esp_raw(0x500, gw.seq[0x500], p), chksum=0x1234)
+    run_case(gw, "NAT-T keepalive", {"XgNattKeepalive": 2}, bad_wan=[ka, ka])
+    run_case(gw, "NAT-T IKE / too short", {"XgLocalIn": 2}, bad_wan=[ike, short])
+    run_case(gw, "NAT-T UDP checksum", {"XgUdpCsumError": 1}, bad_wan=[badck, good0],
+             extra_good=[plain_check(p)])
+
+
+def test_bytes_after_the_packet(gw):
+    """A frame longer than its IP packet (Ethernet padding, junk): the
+    junk is neither encrypted nor forwarded."""
+    goods, frames = [], []
+    for p in (IP(src=LAN4, dst="10.2.0.5") / UDP(sport=9, dport=9) / b"short",
+              IPv6(src=LAN6, dst="fd02::5") / UDP(sport=9, dport=9) / b"short",
+              IP(src=LAN4, dst="203.0.113.9") / UDP(sport=9, dport=9) / b"plain"):
+        frames.append(Ether(src=HOST, dst=GW[0], type=0x800 if IP in p else 0x86dd) /
+                      Raw(raw(p) + b"\xee" * 13))
+        goods.append(plain_check(p, PEER_MAC) if IP in p and p[IP].dst.startswith("203")
+                     else esp_out_check(None, p))
+    run_case(gw, "junk after the IP packet", {}, bad_lan=frames, extra_good=goods)
