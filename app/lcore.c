@@ -19,6 +19,7 @@
 #include <rte_hash.h>
 #include <rte_ring_elem.h>
 #include <rte_ip.h>
+#include <rte_ip_frag.h>
 #include <rte_mbuf.h>
 #include <rte_security.h>
 #include <rte_udp.h>
@@ -43,6 +44,8 @@ struct ctx {
 	const struct xg_dp *dp;
 	struct xg_worker *w;
 	struct rx_lists *rx;          /* the burst being received */
+	struct rte_ip_frag_tbl *frag; /* ESP fragments being reassembled */
+	struct rte_ip_frag_death_row dr;
 	struct txbuf tx[XG_CFG_MAX_PORTS];
 	/* The last next hop resolved in this burst: a burst's packets mostly
 	 * leave for one peer. */
@@ -1202,14 +1205,55 @@ v6_skip_ext(struct rte_mbuf *m, bool local, uint8_t *proto, bool *frag)
 	return 40;
 }
 
+/* ESP for the gateway in fragments: reassembled first, as the kernel
+ * does before xfrm_input(), in this lcore's table. An IPv6 fragment header
+ * must follow the fixed header (rte_ip_frag's rule). @return the whole
+ * packet in one segment, or NULL while fragments are missing (held) or
+ * when it was dropped (counted). */
+static struct rte_mbuf *
+reassemble(struct ctx *c, struct rte_mbuf *m, uint8_t family)
+{
+	uint8_t *ip = rte_pktmbuf_mtod(m, uint8_t *);
+	uint32_t before = c->dr.cnt;
+
+	if (c->frag == NULL) {
+		drop(c, m, XG_STAT_FRAG_DROP);
+		return NULL;
+	}
+	count(c, XG_STAT_IN_FRAGMENT);
+	m->l2_len = 0;
+	if (family == AF_INET) {
+		m->l3_len = (ip[0] & 0xfu) * 4;
+		m = rte_ipv4_frag_reassemble_packet(c->frag, &c->dr, m, rte_rdtsc(),
+						    (struct rte_ipv4_hdr *)ip);
+	} else {
+		struct rte_ipv6_hdr *h = (struct rte_ipv6_hdr *)ip;
+		struct rte_ipv6_fragment_ext *fh = rte_ipv6_frag_get_ipv6_fragment_header(h);
+
+		if (fh == NULL) {
+			drop(c, m, XG_STAT_FRAG_DROP);
+			return NULL;
+		}
+		m->l3_len = sizeof(*h) + sizeof(*fh);
+		m = rte_ipv6_frag_reassemble_packet(c->frag, &c->dr, m, rte_rdtsc(), h, fh);
+	}
+	xg_stats_add(c->w->stats, XG_STAT_FRAG_DROP, c->dr.cnt - before);
+	if (m && rte_pktmbuf_linearize(m) != 0) {
+		drop(c, m, XG_STAT_IN_BUFFER_ERROR);
+		return NULL;
+	}
+	return m;
+}
+
 /* Is this ESP? Then the SAD decides (key filled in, *local set, @return
  * 1), or, too short, it is dropped here if it is for one of our addresses
  * (@return -1) and forwarded if not (@return 0, as anything not ESP).
  * Transit ESP of one of our SAs (transport mode to a host behind us) is
  * ours too, as in the kernel's xfrm_input(). */
 static int
-esp_candidate(struct ctx *c, struct rte_mbuf *m, struct xg_sad_key *key, bool *local)
+esp_candidate(struct ctx *c, struct rte_mbuf **mp, struct xg_sad_key *key, bool *local)
 {
+	struct rte_mbuf *m = *mp;
 	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
 	unsigned int l3;
 	uint8_t family, proto;
@@ -1229,9 +1273,13 @@ esp_candidate(struct ctx *c, struct rte_mbuf *m, struct xg_sad_key *key, bool *l
 		return 0;
 	*local = xg_dp_is_local(c->dp->rt, family, dst_of(m));
 	if (frag && *local) {
-		/* Not reassembled: counted, where the kernel would reassemble. */
-		drop(c, m, XG_STAT_IN_FRAGMENT);
-		return -1;
+		m = reassemble(c, m, family);
+		if (m == NULL)
+			return -1;
+		*mp = m;
+		ip = rte_pktmbuf_mtod(m, const uint8_t *);
+		l3 = family == AF_INET ? (ip[0] & 0xfu) * 4 : 40;
+		frag = false;
 	}
 	if (frag || rte_pktmbuf_data_len(m) < l3 + 4) {
 		if (!*local)
@@ -1408,7 +1456,7 @@ ip_in(struct ctx *c, uint16_t port, struct rte_mbuf *m, struct rx_lists *l)
 		offload_in(c, m);
 		return;
 	}
-	esp = esp_candidate(c, m, &l->key[l->nesp], &l->local[l->nesp]);
+	esp = esp_candidate(c, &m, &l->key[l->nesp], &l->local[l->nesp]);
 	if (esp) {
 		if (esp > 0)
 			l->esp[l->nesp++] = m;
@@ -1512,6 +1560,7 @@ rx_burst(struct ctx *c, uint16_t port, struct rte_mbuf **mb, uint16_t n)
 		rx_one(c, port, mb[i], &l);
 	esp_in_burst(c, &l);
 	forward_burst(c, l.fwd, l.nfwd);
+	rte_ip_frag_free_death_row(&c->dr, 0);
 }
 
 int
@@ -1526,6 +1575,9 @@ xg_worker_main(void *arg)
 
 	memset(&c, 0, sizeof(c));
 	c.w = w;
+	/* Fragments wait up to 30 s (the kernel's ipfrag_time), 512 packets
+	 * at most per lcore; without a table, fragments are dropped. */
+	c.frag = rte_ip_frag_table_create(128, 4, 512, rte_get_tsc_hz() * 30, rte_socket_id());
 	rte_rcu_qsbr_thread_register(xg_shared.qsbr, w->tid);
 	rte_rcu_qsbr_thread_online(xg_shared.qsbr, w->tid);
 	last = rte_rdtsc();
@@ -1556,6 +1608,8 @@ xg_worker_main(void *arg)
 		xg_lcore_round(&w->load, now - last, busy);
 		last = now;
 	}
+	if (c.frag)
+		rte_ip_frag_table_destroy(c.frag);
 	rte_rcu_qsbr_thread_offline(xg_shared.qsbr, w->tid);
 	rte_rcu_qsbr_thread_unregister(xg_shared.qsbr, w->tid);
 	xg_esp_thread_fini();
