@@ -778,3 +778,22 @@ def test_input_esn_wrap(gw):
     # as xfrm_replay_seqhi()), so the ICV fails, as on Linux.
     run_case(gw, "ESN input: old low half after the wrap", {"XfrmInStateProtoError": 1},
              bad_wan=[old])
+
+
+def test_ipv4_options(gw):
+    """IPv4 options: an outer header with options in front of ESP
+    (decrypted), a forwarded plain packet with options (forwarded with
+    them), an inner packet with options (encrypted as it is)."""
+    gw.seq[0x200] += 1
+    p = IP(src="10.2.0.5", dst=LAN4, options=[IPOption_Router_Alert()]) / \
+        UDP(sport=2000, dport=1000) / Raw(b"inner-opts")
+    e = Ether(src=PEER_MAC, dst=GW[1]) / \
+        IP(src=PEER4, dst=GW4, proto=50, options=[IPOption_Router_Alert()]) / \
+        Raw(esp_raw(0x200, gw.seq[0x200], p))
+    t = IP(src=LAN4, dst="203.0.113.9", options=[IPOption_Router_Alert()]) / \
+        UDP(sport=1, dport=2) / b"opts"
+    o = IP(src=LAN4, dst="10.2.0.5", options=[IPOption_Router_Alert()]) / \
+        UDP(sport=1, dport=2) / b"opts-out"
+    run_case(gw, "IPv4 options", {}, bad_wan=[e],
+             bad_lan=[Ether(src=HOST, dst=GW[0]) / t, Ether(src=HOST, dst=GW[0]) / o],
+             extra_good=[plain_check(p), plain_check(t, PEER_MAC), esp_out_check(None, o)])
