@@ -473,22 +473,73 @@ icmp_too_big(struct ctx *c, const struct rte_mbuf *orig, uint32_t mtu)
 	return true;
 }
 
-/* @p m does not fit a path of @p mtu: the sender is told where it asked
- * for no fragmentation (IPv4 DF, IPv6 always, never below the IPv6
- * minimum of 1280); the packet is dropped, as outer fragmentation is not
- * done (the kernel fragments, here XgOutTooBig counts it). */
+/* Must the sender of @p m hear that it does not fit @p mtu (IPv4 DF set;
+ * IPv6 above the MTU, never announced below 1280, RFC 8200 5)? Else it
+ * goes on, in fragments if need be. */
+static bool
+sender_must_know(const struct rte_mbuf *m, uint32_t mtu)
+{
+	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
+
+	if ((ip[0] >> 4) == 4)
+		return (ip[6] & 0x40) != 0;
+	return rte_pktmbuf_pkt_len(m) > RTE_MAX(mtu, 1280u);
+}
+
+/* @p m does not fit a path of @p mtu and may not be fragmented: the sender
+ * is told (ICMP), the packet dropped. */
 static void
 too_big(struct ctx *c, struct rte_mbuf *m, uint32_t mtu)
 {
-	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
-	bool v6 = (ip[0] >> 4) == 6;
-
-	if (v6)
+	if ((rte_pktmbuf_mtod(m, const uint8_t *)[0] >> 4) == 6)
 		mtu = RTE_MAX(mtu, 1280u);
-	if ((v6 ? rte_pktmbuf_pkt_len(m) > mtu : (ip[6] & 0x40) != 0) && icmp_too_big(c, m, mtu))
+	if (icmp_too_big(c, m, mtu))
 		drop(c, m, XG_STAT_PMTU_ICMP);
 	else
 		drop(c, m, XG_STAT_OUT_TOO_BIG);
+}
+
+/* The Ethernet header for the resolved next hop (ctx.nh_*), then the tx
+ * queue. */
+static void
+emit(struct ctx *c, struct rte_mbuf *m, uint8_t family)
+{
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)rte_pktmbuf_prepend(m, sizeof(*eth));
+
+	if (eth == NULL) {
+		drop(c, m, XG_STAT_MBUF_ALLOC);
+		return;
+	}
+	eth->dst_addr = c->nh_mac;
+	eth->src_addr = c->dp->rt->port[c->nh_port].mac;
+	eth->ether_type = rte_cpu_to_be_16(family == AF_INET ? RTE_ETHER_TYPE_IPV4 :
+							       RTE_ETHER_TYPE_IPV6);
+	queue_tx(c, c->nh_port, m);
+}
+
+#define MAX_FRAGS 16
+
+/* Too big for the port and allowed to be fragmented (IPv4 without DF, or
+ * IPv6 that we originate: our ESP): sent in fragments, as the kernel's
+ * ip_fragment() / ip6_fragment() would. */
+static void
+send_fragments(struct ctx *c, struct rte_mbuf *m, uint8_t family, uint16_t mtu)
+{
+	struct rte_mbuf *f[MAX_FRAGS];
+	int32_t n, i;
+
+	n = family == AF_INET ?
+	    rte_ipv4_fragment_packet(m, f, MAX_FRAGS, mtu, xg_shared.pool, xg_shared.pool) :
+	    rte_ipv6_fragment_packet(m, f, MAX_FRAGS, mtu, xg_shared.pool, xg_shared.pool);
+	/* The fragments hold references to the data they need. */
+	if (n <= 0) {
+		drop(c, m, XG_STAT_OUT_TOO_BIG);
+		return;
+	}
+	rte_pktmbuf_free(m);
+	count(c, XG_STAT_OUT_FRAGMENTED);
+	for (i = 0; i < n; i++)
+		emit(c, f[i], family);
 }
 
 /* Route the packet in @p m towards @p dst of @p family and send it in a
@@ -498,8 +549,8 @@ send_to(struct ctx *c, struct rte_mbuf *m, uint8_t family, const uint8_t *dst)
 {
 	size_t alen = family == AF_INET ? 4 : 16;
 	const struct xg_dp_nh *nh;
-	struct rte_ether_hdr *eth;
 	const uint8_t *hop;
+	uint16_t mtu;
 
 	if (!c->nh_valid || c->nh_family != family ||
 	    (family == AF_INET ? memcmp(c->nh_dst, dst, 4) : memcmp(c->nh_dst, dst, 16)) != 0) {
@@ -521,20 +572,14 @@ send_to(struct ctx *c, struct rte_mbuf *m, uint8_t family, const uint8_t *dst)
 		memcpy(c->nh_dst, dst, alen);
 		c->nh_port = nh->port;
 	}
-	if (unlikely(rte_pktmbuf_pkt_len(m) > c->dp->rt->port[c->nh_port].mtu)) {
-		too_big(c, m, c->dp->rt->port[c->nh_port].mtu);
-		return;
-	}
-	eth = (struct rte_ether_hdr *)rte_pktmbuf_prepend(m, sizeof(*eth));
-	if (eth == NULL) {
-		drop(c, m, XG_STAT_MBUF_ALLOC);
-		return;
-	}
-	eth->dst_addr = c->nh_mac;
-	eth->src_addr = c->dp->rt->port[c->nh_port].mac;
-	eth->ether_type = rte_cpu_to_be_16(family == AF_INET ? RTE_ETHER_TYPE_IPV4 :
-							       RTE_ETHER_TYPE_IPV6);
-	queue_tx(c, c->nh_port, m);
+	mtu = c->dp->rt->port[c->nh_port].mtu;
+	if (likely(rte_pktmbuf_pkt_len(m) <= mtu))
+		emit(c, m, family);
+	else if (family == AF_INET ? !sender_must_know(m, mtu) :
+		 xg_dp_is_local(c->dp->rt, AF_INET6, rte_pktmbuf_mtod(m, uint8_t *) + 8))
+		send_fragments(c, m, family, mtu);
+	else
+		too_big(c, m, mtu);
 }
 
 /* Route the IP packet in @p m by its destination and send it. */
@@ -857,7 +902,7 @@ protect_run(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf **mb, uint16_t n
 	}
 	mtu = sa_mtu(c, sa);
 	for (i = 0, good = 0; i < n; i++)
-		if (unlikely(rte_pktmbuf_pkt_len(mb[i]) > mtu))
+		if (unlikely(rte_pktmbuf_pkt_len(mb[i]) > mtu) && sender_must_know(mb[i], mtu))
 			too_big(c, mb[i], mtu);
 		else
 			mb[good++] = mb[i];
