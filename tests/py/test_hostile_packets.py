@@ -233,14 +233,17 @@ class Gw:
         assert r.returncode == 0, cmd + ": " + r.stderr
         return r.stdout
 
-    def stats(self):
+    def tel(self, cmd):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         s.connect("/var/run/dpdk/%s/dpdk_telemetry.v2" % self.prefix)
         s.recv(16384)
-        s.send(b"/xfrmgw/stats")
-        r = json.loads(s.recv(65536).decode())["/xfrmgw/stats"]
+        s.send(cmd.encode())
+        r = json.loads(s.recv(65536).decode())[cmd.split(",")[0]]
         s.close()
         return r
+
+    def stats(self):
+        return self.tel("/xfrmgw/stats")
 
     def send(self, lan=(), wan=()):
         """Feed one batch (padded to whole bursts on both ports) and wait
