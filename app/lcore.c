@@ -381,7 +381,7 @@ dst_of(const struct rte_mbuf *m)
 	return (ip[0] >> 4) == 4 ? ip + 16 : ip + 24;
 }
 
-static void send_ip(struct ctx *c, struct rte_mbuf *m);
+static void local_out(struct ctx *c, struct rte_mbuf *m);
 
 /* The ICMP error's packet, @p hl bytes of headers then the quote, from
  * @p me to @p to. */
@@ -421,7 +421,9 @@ icmp_fill(uint8_t *ip, uint8_t family, uint32_t hl, uint32_t q, const uint8_t *m
 /* Send the sender of @p orig an ICMP "fragmentation needed" (RFC 1191) or
  * ICMPv6 "packet too big" (RFC 8201) with @p mtu, from our address on the
  * port towards it, by the routes. The quote is the packet as it arrived
- * (before this hop's TTL), as much as fits in 576 / 1280 bytes.
+ * (before this hop's TTL), as much as fits in 576 / 1280 bytes. It goes
+ * through the out policies like any packet of ours (icmp_send() with the
+ * source the route picks): protected where a policy covers it.
  * @return false when there is nobody to tell. */
 static bool
 icmp_too_big(struct ctx *c, const struct rte_mbuf *orig, uint32_t mtu)
@@ -469,7 +471,7 @@ icmp_too_big(struct ctx *c, const struct rte_mbuf *orig, uint32_t mtu)
 	}
 	icmp_fill(ip, family, hl, q, family == AF_INET ? (const uint8_t *)&me->v4 : me->v6.s6_addr,
 		  src);
-	send_ip(c, m);
+	local_out(c, m);
 	return true;
 }
 
@@ -1012,6 +1014,25 @@ outbound_burst(struct ctx *c, struct pkt *v, uint8_t *sel, uint16_t n)
 			sel[k++] = sel[i];
 		}
 	per_sa(c, v, sel, k, protect_run);
+}
+
+/* A packet the gateway itself sends (an ICMP error): the out policies
+ * decide, as for forwarded packets, without the forwarding checks. */
+static void
+local_out(struct ctx *c, struct rte_mbuf *m)
+{
+	struct pkt v[1];
+	uint8_t sel[1] = { 0 };
+	const void *key;
+
+	memset(v, 0, sizeof(v));
+	v[0].m = m;
+	v[0].family = family_of(m);
+	if (!key_of(m, &v[0].key.k4, &v[0].key.k6, &key)) {
+		drop(c, m, XG_STAT_OUT_ERROR);
+		return;
+	}
+	outbound_burst(c, v, sel, 1);
 }
 
 /* RFC 4301 5.2 / __xfrm_policy_check(): a forwarded packet must have come

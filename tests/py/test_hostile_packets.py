@@ -99,6 +99,10 @@ TUNNEL = [
     "replay-window 32 {aead} sel src 10.2.0.0/16 dst 10.1.0.0/16",
     "xfrm policy add src 10.1.0.0/16 dst 10.2.0.0/16 dir out "
     "tmpl src {gw4} dst {p4} proto esp reqid 1 mode tunnel",
+    # The gateway's own packets from its WAN address to 10.2/16 (ICMP
+    # errors) go through the tunnel too.
+    "xfrm policy add src {gw4}/32 dst 10.2.0.0/16 dir out "
+    "tmpl src {gw4} dst {p4} proto esp reqid 1 mode tunnel",
     "xfrm policy add src 10.0.0.0/8 dst 10.1.0.0/16 dir fwd "
     "tmpl src {p4} dst {gw4} proto esp reqid 2 mode tunnel",
     "xfrm state add src {nat} dst {gw4} proto esp spi 0x500 reqid 2 mode tunnel "
@@ -323,7 +327,7 @@ OUT_SA = {0x100: lambda o: gcm_sa(0x100, IP(src=GW4, dst=PEER4)),
 
 def esp_out_check(sa, inner):
     """An outbound packet: out of port 1 as ESP that decrypts to this."""
-    return (1, "bytes", forwarded(inner))
+    return (1, "bytes", b"ESP:" + forwarded(inner))
 
 
 def plain_check(pkt, dst_mac=HOST):
@@ -358,12 +362,12 @@ def defrag(frames):
 
 def decode(f, port):
     """What an output frame carries: ESP decrypted with the SA its SPI
-    names (scapy), else the IP packet itself."""
+    names (scapy), marked "ESP:", else the IP packet itself."""
     assert f[Ether].dst == (HOST if port == 0 else PEER_MAC), f.summary()
     if kind_of(f) == "esp":
         outer = f[IP] if IP in f else f[IPv6]
         outer = outer.__class__(bytes(outer))
-        return bytes(OUT_SA[outer[ESP].spi](outer).decrypt(outer))
+        return b"ESP:" + bytes(OUT_SA[outer[ESP].spi](outer).decrypt(outer))
     return bytes(f.payload)
 
 
@@ -697,16 +701,18 @@ def test_bytes_after_the_packet(gw):
     run_case(gw, "junk after the IP packet", {}, bad_lan=frames, extra_good=goods)
 
 
-def icmp_check(orig, mtu):
-    """The ICMP error the gateway owes the sender of @p orig (as sent)."""
+def icmp_check(orig, mtu, port=0, esp=False):
+    """The ICMP error the gateway owes the sender of @p orig (as sent),
+    from its address on @p port, the port towards the sender (as Linux
+    picks the source: the route to the sender)."""
     o = raw(orig)
     if o[0] >> 4 == 4:
-        want = IP(src="10.1.0.254", dst=LAN4, tos=0xc0, ttl=64, id=0, proto=1) / \
-            ICMP(type=3, code=4, nexthopmtu=mtu) / Raw(o[:576 - 28])
+        want = IP(src="10.1.0.254" if port == 0 else GW4, dst=orig[IP].src, tos=0xc0, ttl=64,
+                  id=0, proto=1) / ICMP(type=3, code=4, nexthopmtu=mtu) / Raw(o[:576 - 28])
     else:
-        want = IPv6(src="fd01::fe", dst=LAN6, hlim=64) / ICMPv6PacketTooBig(mtu=mtu) / \
-            Raw(o[:1280 - 48])
-    return (0, "bytes", raw(want))
+        want = IPv6(src="fd01::fe" if port == 0 else GW6, dst=orig[IPv6].src, hlim=64) / \
+            ICMPv6PacketTooBig(mtu=mtu) / Raw(o[:1280 - 48])
+    return (port, "bytes", (b"ESP:" if esp else b"") + raw(want))
 
 
 def sized(ip, total):
@@ -831,3 +837,15 @@ def test_ipv4_options(gw):
     run_case(gw, "IPv4 options", {}, bad_wan=[e],
              bad_lan=[Ether(src=HOST, dst=GW[0]) / t, Ether(src=HOST, dst=GW[0]) / o],
              extra_good=[plain_check(p), plain_check(t, PEER_MAC), esp_out_check(None, o)])
+
+
+def test_mtu_icmp_to_a_sender_behind_the_tunnel(gw):
+    """A decrypted packet with DF too big for the LAN port (pcap's 1500):
+    the ICMP error goes to its sender from the WAN address (the route to
+    the sender picks it, as on Linux) and through the out policies: the
+    one for 192.0.2.1 -> 10.2/16 sends it through the tunnel."""
+    gw.seq[0x200] += 1
+    p = sized(IP(src="10.2.0.5", dst=LAN4, flags="DF") / UDP(sport=3, dport=4), 1501)
+    e = wan4(esp_raw(0x200, gw.seq[0x200], p))
+    run_case(gw, "MTU: ICMP to a sender behind the tunnel", {"XgPmtuIcmp": 1}, bad_wan=[e],
+             extra_good=[icmp_check(p, 1500, port=1, esp=True)])
