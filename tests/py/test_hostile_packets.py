@@ -108,6 +108,8 @@ TUNNEL = [
     "tmpl src {p4} dst {gw4} proto esp reqid 2 mode tunnel",
     "xfrm state add src {nat} dst {gw4} proto esp spi 0x500 reqid 2 mode tunnel "
     "replay-window 32 {aead} encap espinudp 4500 4500 0.0.0.0",
+    "xfrm state add src {p6} dst {gw6} proto esp spi 0x900 reqid 4 mode tunnel "
+    "replay-window 32 {aead} encap espinudp 4500 4500 ::",
     # IPv6 tunnel both ways.
     "xfrm state add src {gw6} dst {p6} proto esp spi 0x300 reqid 3 mode tunnel {aead}",
     "xfrm state add src {p6} dst {gw6} proto esp spi 0x400 reqid 4 mode tunnel "
@@ -225,7 +227,7 @@ class Gw:
         self.env = dict(os.environ, LD_PRELOAD=conftest.PRELOAD, XFRMGW_SOCKET=self.sock)
         self.expect_flat = []   # (port, "bytes", IP packet) that must leave
         self.want_seq = []      # (SPI, low sequence number) ESP that must leave
-        self.seq = {0x200: 0, 0x400: 0, 0x500: 0}
+        self.seq = {0x200: 0, 0x400: 0, 0x500: 0, 0x900: 0}
         self.table = []
 
     def text(self):
@@ -852,3 +854,23 @@ def test_mtu_icmp_to_a_sender_behind_the_tunnel(gw):
     e = wan4(esp_raw(0x200, gw.seq[0x200], p))
     run_case(gw, "MTU: ICMP to a sender behind the tunnel", {"XgPmtuIcmp": 1}, bad_wan=[e],
              extra_good=[icmp_check(p, 1500, port=1, esp=True)])
+
+
+def test_natt_ipv6_checksum(gw):
+    """ESP-in-UDP over IPv6: the UDP checksum is required (RFC 8200 8.1):
+    zero or wrong, dropped and counted; right, decrypted."""
+    pkts, goods = [], []
+    for ck in (0, 0x1234, None):
+        gw.seq[0x900] += 1
+        p = IPv6(src="fd02::7", dst=LAN6) / UDP(sport=3, dport=4) / Raw(b"natt6-%r" % ck)
+        u = UDP(sport=4500, dport=4500) / Raw(esp_raw(0x900, gw.seq[0x900], p))
+        f = Ether(src=PEER_MAC, dst=GW[1]) / IPv6(src=PEER6, dst=GW6) / u
+        f = Ether(raw(f))
+        if ck is not None:
+            f[UDP].chksum = ck
+            f = Ether(raw(f))
+        else:
+            goods.append(plain_check(p))
+        pkts.append(f)
+    run_case(gw, "NAT-T over IPv6: UDP checksum", {"XgUdpCsumError": 2}, bad_wan=pkts,
+             extra_good=goods)
