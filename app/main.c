@@ -443,7 +443,7 @@ tel_lcore(const char *cmd, const char *params, struct rte_tel_data *d)
 		uint64_t busy = __atomic_load_n(&l->busy_rounds, __ATOMIC_RELAXED);
 		uint64_t rx = wstats ? __atomic_load_n(&wstats[i].c[XG_STAT_RX_PACKETS],
 						       __ATOMIC_RELAXED) : 0;
-		char name[16];
+		char name[20];   /* "worker" and any unsigned int */
 
 		if (w == NULL)
 			return -ENOMEM;
