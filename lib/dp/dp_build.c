@@ -563,6 +563,8 @@ index_uids(struct xg_dp *dp)
 	dp->by_uid = malloc(sizeof(*dp->by_uid) * (dp->nsas ? dp->nsas : 1));
 	if (dp->by_uid == NULL)
 		return -ENOMEM;
+	if (dp->nsas == 0)
+		return 0;   /* dp->sas may be NULL: no memcpy from it */
 	memcpy(dp->by_uid, dp->sas, sizeof(*dp->sas) * dp->nsas);
 	qsort(dp->by_uid, dp->nsas, sizeof(*dp->by_uid), uid_cmp);
 	return 0;
