@@ -30,10 +30,11 @@ def wait_socket(path, proc, timeout=20):
         time.sleep(0.02)
 
 
-def stop(proc, sig=signal.SIGTERM):
+def stop(proc, sig=signal.SIGTERM, check=True):
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=30)
-    conftest.assert_clean_exit(out)
+    if check:
+        conftest.assert_clean_exit(out)
     return proc.returncode, out
 
 
@@ -56,11 +57,16 @@ def test_default_socket_modes():
                            text=True)
         assert r.returncode == 0 and "SPD IN  0 OUT 0 FWD 0" in r.stdout
     finally:
-        rc, out = stop(p, signal.SIGINT)
+        rc, out = stop(p, signal.SIGINT, check=False)
+        left = os.path.exists(path)
+        # A daemon that died leaves its socket: never block later runs.
         if made_dir and os.path.isdir("/run/xfrmgw"):
+            if left:
+                os.unlink(path)
             os.rmdir("/run/xfrmgw")
+    conftest.assert_clean_exit(out)
     assert rc == 0, out
-    assert not os.path.exists(path)
+    assert not left
 
 
 def test_refuses_writable_parent(tmp_path):
