@@ -34,7 +34,7 @@ export XFRMGW_BUILD="$ROOT/build-asan"
 export XFRMGW_PRELOAD="$ROOT/build/lib/libxfrmgw-preload.so"
 set -- tests/py/test_xfrm_socket.py tests/py/test_xfrm_raw_diff.py tests/py/test_refusals.py \
 	tests/py/test_daemon.py tests/py/test_gateway_pcap.py tests/py/test_esp_engine.py \
-	tests/py/test_teardown.py "$@"
+	tests/py/test_teardown.py tests/py/test_unaligned.py "$@"
 for f in tests/py/test_hostile_*.py tests/py/test_faults.py; do
 	if [ -e "$f" ]; then
 		set -- "$f" "$@"
