@@ -15,9 +15,10 @@ XFRMGW = os.path.join(BUILD, "app", "xfrmgw")
 PRELOAD = os.environ.get("XFRMGW_PRELOAD", os.path.join(BUILD, "lib", "libxfrmgw-preload.so"))
 # What a sanitized daemon (tests/san/run.sh) prints when it finds a bug, and
 # what any daemon prints when an mbuf, crypto session or operation is not
-# back in its pool at exit (Debian's DPDK is not instrumented for ASan).
+# back in its pool, or a memzone of its own is left, at exit (Debian's DPDK
+# is not instrumented for ASan).
 _FAULTS = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
-                     r"WARNING: AddressSanitizer|not returned to pool")
+                     r"WARNING: AddressSanitizer|not returned to pool|not freed at exit")
 
 
 def sanitizer_faults(text):
