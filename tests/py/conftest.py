@@ -12,6 +12,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("XFRMGW_BUILD", os.path.join(ROOT, "build"))
 XFRMGW = os.path.join(BUILD, "app", "xfrmgw")
+# LD_PRELOAD's value: the library, or (tests/san/run.sh) the ASan runtime,
+# then the sanitized library.
 PRELOAD = os.environ.get("XFRMGW_PRELOAD", os.path.join(BUILD, "lib", "libxfrmgw-preload.so"))
 # What a sanitized daemon (tests/san/run.sh) prints when it finds a bug, and
 # what any daemon prints when an mbuf, crypto session or operation is not
@@ -104,6 +106,6 @@ def daemon():
 
 
 def pytest_collection_modifyitems(config, items):
-    missing = [p for p in (XFRMGW, PRELOAD) if not os.path.exists(p)]
+    missing = [p for p in [XFRMGW] + PRELOAD.split() if not os.path.exists(p)]
     if missing:
         raise pytest.UsageError("build first (scripts/build.sh): missing " + ", ".join(missing))
