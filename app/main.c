@@ -67,6 +67,10 @@ usage(const char *prog)
 	       "                       keeps a whole capture in them)\n"
 	       "  -h, --help           this text\n",
 	       prog, DEFAULT_SOCKET, NB_MBUF);
+#ifdef XG_FAULT_INJECTION
+	printf("Built with fault injection (-Dfault_injection=true), NOT for production:\n"
+	       "  XFRMGW_FAULT_CRYPTO=every=N   every Nth crypto operation fails\n");
+#endif
 }
 
 static int
