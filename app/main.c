@@ -499,6 +499,43 @@ tel_lcore(const char *cmd, const char *params, struct rte_tel_data *d)
 	return 0;
 }
 
+/* /xfrmgw/pool: the packet buffers free and in use (rte_mempool's own
+ * telemetry in 22.11 shows the pool's size only). A count that does not
+ * return to the size once traffic stopped is a leak. */
+static int
+tel_pool(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	const struct rte_mempool *mp = xg_shared.pool;
+
+	(void)cmd;
+	(void)params;
+	if (mp == NULL)
+		return -ENODEV;
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_u64(d, "size", mp->size);
+	rte_tel_data_add_dict_u64(d, "avail", rte_mempool_avail_count(mp));
+	rte_tel_data_add_dict_u64(d, "in_use", rte_mempool_in_use_count(mp));
+	return 0;
+}
+
+/* The ports' own drop counters, which the workers cannot see: rx_nombuf
+ * (the PMD found the pool empty), imissed, ierrors and oerrors. */
+static void
+log_port_drops(void)
+{
+	struct rte_eth_stats st;
+	uint16_t port;
+
+	RTE_ETH_FOREACH_DEV(port) {
+		if (rte_eth_stats_get(port, &st))
+			continue;
+		MAIN_LOG(INFO, "port %u: rx %lu tx %lu rx_nombuf %lu imissed %lu ierrors %lu "
+			 "oerrors %lu", port, (unsigned long)st.ipackets, (unsigned long)st.opackets,
+			 (unsigned long)st.rx_nombuf, (unsigned long)st.imissed,
+			 (unsigned long)st.ierrors, (unsigned long)st.oerrors);
+	}
+}
+
 static void
 log_counters(void)
 {
@@ -832,6 +869,8 @@ main(int argc, char **argv)
 				   "Data-plane counters (Linux XFRM MIB names, then xfrmgw's own)");
 	rte_telemetry_register_cmd("/xfrmgw/lcore", tel_lcore,
 				   "Workers: poll rounds, busy rounds and cycles, longest round (max_stall_us)");
+	rte_telemetry_register_cmd("/xfrmgw/pool", tel_pool,
+				   "Packet buffers: size, avail, in_use");
 	rte_telemetry_register_cmd("/xfrmgw/dp", tel_dp,
 				   "Published snapshot: SAs, policies, builds and their duration");
 	if (nworkers && ((routes = xg_routes_build(&cfg, &err)) == NULL ||
@@ -847,6 +886,7 @@ main(int argc, char **argv)
 	xg_shared.stop = 1;
 	rte_eal_mp_wait_lcore();
 	log_counters();
+	log_port_drops();
 	/* The workers are gone: nothing reads the retired snapshots. Oldest
 	 * first, as a newer snapshot may own SA objects an older one lists. */
 	for (unsigned int i = 0; i < nretired; i++)

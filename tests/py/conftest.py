@@ -105,6 +105,11 @@ def daemon():
     assert not os.path.exists(d.sock), "socket not removed on SIGTERM"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fault_injection: needs a build with "
+                            "-Dfault_injection=true (fails against any other)")
+
+
 def pytest_collection_modifyitems(config, items):
     missing = [p for p in [XFRMGW] + PRELOAD.split() if not os.path.exists(p)]
     if missing:
