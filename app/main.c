@@ -651,12 +651,17 @@ second_tick(struct xg_server *srv)
 	struct xg_xfrm *x = xg_server_xfrm(srv);
 	uint64_t now = (uint64_t)time(NULL);
 	unsigned int n;
+	int rc;
 
 	__atomic_store_n(&xg_shared.now, now, __ATOMIC_RELAXED);
 	if (nworkers) {
 		report_all(srv, true);
 		report_policy_use(x);
 	}
+	rc = xg_server_check_path(srv);
+	if (rc)
+		MAIN_LOG(WARNING, "XFRM socket file was removed: %s", rc > 0 ? "recreated" :
+			 strerror(-rc));
 	n = xg_xfrm_tick(x, now);
 	if (n)
 		MAIN_LOG(INFO, "%u SAs/policies reached a hard lifetime and were deleted", n);
