@@ -149,7 +149,11 @@ class Stream(threading.Thread):
 
 
 class PcapGw:
-    def __init__(self, tmp_path, mbufs=None, env=None, pace=0.002, lcores="0,1"):
+    def __init__(self, tmp_path, mbufs=None, env=None, pace=0.002, lcores="0,1", sub=None,
+                 sock=None):
+        if sub:
+            tmp_path = tmp_path / sub
+            tmp_path.mkdir()
         self.tmp, self.prefix = tmp_path, "xgf%d_%d" % (os.getpid(), id(self) % 10000)
         rx = [str(tmp_path / n) for n in ("lan_in.pcap", "wan_in.pcap")]
         self.tx = [str(tmp_path / n) for n in ("lan_out.pcap", "wan_out.pcap")]
@@ -159,7 +163,7 @@ class PcapGw:
         self.stream.start()
         conf = tmp_path / "gw.conf"
         conf.write_text(CONF)
-        self.sock = str(tmp_path / "x.sock")
+        self.sock = sock or str(tmp_path / "x.sock")
         self.logf = open(tmp_path / "gw.log", "w+")
         cmd = [conftest.XFRMGW, "-l", lcores, "--no-huge", "-m", "512", "--no-pci",
                "--no-shconf", "--file-prefix", self.prefix,
@@ -518,3 +522,90 @@ def test_crypto_failures(pcapgw, every):
     assert idx[-1] >= n - every and back[-1] >= n - every, (idx[-1], back[-1])
     record("3 crypto every=%d" % every, 2 * n, len(got) + len(back),
            {"XfrmOutStateProtoError": out_fail, "XfrmInStateProtoError": in_fail})
+
+
+# ---------------------------------------------------------------- 5. stop, restart
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_under_traffic_and_restart(pcapgw, tmp_path, sig):
+    """A signal while traffic flows: the daemon finishes its bursts and
+    exits 0 within a second, its socket file gone, every packet it sent
+    whole. A new daemon on the same socket starts empty, as the kernel
+    after a reboot (charon installs everything again), and serves."""
+    sock = str(tmp_path / "x.sock")
+    gw = pcapgw(pace=0, sub="first", sock=sock)
+    tunnel(gw)
+    gw.run(lambda i: (lan_frame("10.2.0.5", i),
+                      esp_encrypt(0x200, i + 1, back_inner("10.2.0.5", i))))
+    gw.stream.wait_index(2000)
+    t0 = time.monotonic()
+    gw.proc.send_signal(sig)
+    gw.proc.wait(timeout=20)
+    took = time.monotonic() - t0
+    gw.stop()
+    assert gw.rc == 0 and took < 1.0, (took, gw.text)
+    assert not os.path.exists(sock)
+    c = gw.counters
+    got = outbound(rdpcap(gw.tx[1]))[0x100]
+    back = inbound(rdpcap(gw.tx[0]), "10.2.0.5")
+    # What the workers counted as sent is in the files, each packet whole.
+    assert len(got) + len(back) == c["XgTxPackets"] > 2000, c
+    assert [s for s, _ in got] == list(range(1, len(got) + 1))
+    assert back == list(range(len(back)))
+    gw2 = pcapgw(sub="second", sock=sock)
+    assert gw2.ip("xfrm state list").stdout == "" and gw2.ip("xfrm policy list").stdout == ""
+    tunnel(gw2)
+    assert "spi 0x00000100" in gw2.ip("xfrm state list").stdout
+    gw2.run(lambda i: (lan_frame("10.2.0.5", i),
+                       esp_encrypt(0x200, i + 1, back_inner("10.2.0.5", i))), 50)
+    lan, wan = gw2.finish()
+    check_out(outbound(wan), 0x100, "10.2.0.5", range(50))
+    assert inbound(lan, "10.2.0.5") == list(range(50))
+    record("5 %s: stop %.3fs, restart" % (signal.Signals(sig).name, took),
+           c["XgRxPackets"] + 100, c["XgTxPackets"] + 100,
+           {"XgTxPackets": c["XgTxPackets"]})
+
+
+def test_socket_file_removed(tmp_path):
+    """The socket file removed under the daemon: a connected client goes on
+    being served, the daemon recreates the file within a second or two and
+    new clients connect; a file another process put there is left alone
+    (and not removed at exit)."""
+    import nl
+    d = conftest.Daemon(str(tmp_path / "x.sock"))
+    try:
+        keep = subprocess.Popen(
+            ["/usr/bin/python3", "-c",
+             "import sys, nl, socket\n"
+             "s = nl.XfrmSocket()\n"
+             "sys.stdout.write('up\\n'); sys.stdout.flush(); sys.stdin.readline()\n"
+             "s.request(nl.XFRM_MSG_GETSPDINFO, b'\\xff\\xff\\xff\\xff')\n"
+             "m = s.recv_msgs()\n"
+             "print(m[0][0])\n"],
+            env=dict(d.env(), PYTHONPATH=HERE), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True)
+        assert keep.stdout.readline() == "up\n"
+        ino = os.stat(d.sock).st_ino
+        os.unlink(d.sock)
+        deadline = time.time() + 5
+        while not os.path.exists(d.sock):
+            assert time.time() < deadline and d.alive(), d.output()
+            time.sleep(0.05)
+        assert os.stat(d.sock).st_ino != ino
+        out, _ = keep.communicate("go\n", timeout=10)
+        assert out.strip() == str(nl.XFRM_MSG_NEWSPDINFO), out
+        rc, out, err = d.sh("ip xfrm state add src 1.1.1.1 dst 2.2.2.2 proto esp spi 0x9 "
+                            "aead 'rfc4106(gcm(aes))' 0x%s 128 && ip xfrm state list" %
+                            ("ab" * 20))
+        assert rc == 0 and "spi 0x00000009" in out, err
+        assert "XFRM socket file was removed: recreated" in d.output()
+        # Someone else's file at the path: kept, also at exit.
+        os.unlink(d.sock)
+        with open(d.sock, "w") as f:
+            f.write("not ours")
+        time.sleep(1.5)
+        assert d.alive()
+    finally:
+        rc = d.stop()
+    assert rc == 0
+    with open(d.sock) as f:
+        assert f.read() == "not ours"
