@@ -658,6 +658,7 @@ second_tick(struct xg_server *srv)
 		report_all(srv, true);
 		report_policy_use(x);
 	}
+	xg_ports_watch();
 	rc = xg_server_check_path(srv);
 	if (rc)
 		MAIN_LOG(WARNING, "XFRM socket file was removed: %s", rc > 0 ? "recreated" :
