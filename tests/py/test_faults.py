@@ -30,7 +30,7 @@ from scapy.all import Ether, IP, UDP, Raw, raw, rdpcap
 import conftest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-from test_gateway import forwarded
+from test_gateway import forwarded, topo  # noqa: F401 (topo: the netns fixture)
 
 KEYS = {spi: bytes([spi & 0xff] * 16) + bytes([0xca, 0xfe, spi & 0xff, 0x01])
         for spi in (0x100, 0x101, 0x200, 0x201, 0x300, 0x400)}
@@ -609,3 +609,110 @@ def test_socket_file_removed(tmp_path):
     assert rc == 0
     with open(d.sock) as f:
         assert f.read() == "not ours"
+
+
+# ---------------------------------------------------------------- 4. link down/up, tx full
+def _lan_burst(t, tmp_path, first, n, wait=2.5, sniff=True):
+    """n UDP packets LAN -> 10.2.0.5 over the real veths; the ESP frames
+    that reached the WAN netns, decrypted: [(seq, index)]."""
+    import test_gateway as tg
+    gw_lan = tg.mac(None, t["lan_g"])
+    lan = tg.mac(t["lan_ns"], t["lan_t"])
+    frames = [Ether(src=lan, dst=gw_lan) / IP(src=tg.LANHOST, dst="10.2.0.5") /
+              UDP(sport=5000, dport=7) / Raw(struct.pack("!I", first + i) + b"L" * 16)
+              for i in range(n)]
+    key = bytes.fromhex(tg.KEY[2:])
+    got = []
+    if not sniff:
+        inp = str(tmp_path / "lan_only.pcap")
+        tg.wrpcap(inp, frames)
+        subprocess.run(["ip", "netns", "exec", t["lan_ns"], "/usr/bin/python3", "-c",
+                        "import sys; from scapy.all import rdpcap, sendp; "
+                        "sendp(rdpcap(sys.argv[1]), iface=sys.argv[2], verbose=0)",
+                        inp, t["lan_t"]], check=True, timeout=60)
+        return got
+    for f in tg.exchange(t, tmp_path, "lan", frames, wait=wait):
+        if f.haslayer(IP) and f[IP].proto == 50 and f[IP].src == tg.GW_WAN:
+            esp = raw(f[IP].payload)
+            spi, seq = struct.unpack("!II", esp[:8])
+            plain = AESGCM(key[:16]).decrypt(key[16:] + esp[8:16], esp[16:], esp[:8])
+            inner = IP(plain[:-2 - plain[-2]])
+            assert spi == 0x100 and inner.dst == "10.2.0.5"
+            got.append((seq, struct.unpack("!I", raw(inner[UDP].payload)[:4])[0]))
+    return got
+
+
+def _wait_log(log, text, timeout=5):
+    deadline = time.time() + timeout
+    while True:
+        log.flush()
+        log.seek(0)
+        if text in log.read():
+            return
+        assert time.time() < deadline, "no %r in the log" % text
+        time.sleep(0.1)
+
+
+def test_link_down_up_and_tx_full(topo, tmp_path):
+    """af_packet ports between netns. (4) The peer's veth goes down: the
+    gateway logs it, keeps running, and after it is up again every packet
+    arrives. (2) The gateway's own veth down: af_packet's tx returns short,
+    counted XgTxFull, the mbufs go back to the pool, and after up every
+    packet arrives again."""
+    import test_gateway as tg
+    t = topo
+    p, log, env = tg.start_gateway(tmp_path, t)
+    rc = None
+    try:
+        tg.install_tunnel(env)
+        time.sleep(0.3)
+        got = _lan_burst(t, tmp_path, 0, 20)
+        assert [i for _, i in got] == list(range(20)), got
+        seq = got[-1][0]
+        tg.sh("ip netns exec %s ip link set %s down" % (t["wan_ns"], t["wan_t"]))
+        _wait_log(log, "port 1: link down")
+        _lan_burst(t, tmp_path, 100, 20, sniff=False)   # onto a wire without carrier
+        assert p.poll() is None
+        tg.sh("ip netns exec %s ip link set %s up" % (t["wan_ns"], t["wan_t"]))
+        _wait_log(log, "port 1: link up")
+        time.sleep(0.5)
+        got = _lan_burst(t, tmp_path, 200, 50)
+        # The veth's queue may hand over what waited for the carrier first.
+        late = [i for _, i in got if i < 200]
+        assert set(late) <= set(range(100, 120)), got
+        assert [i for _, i in got if i >= 200] == list(range(200, 250)), got
+        seqs = [q for q, _ in got]
+        assert seqs == sorted(seqs) and seqs[0] > seq, got   # numbers go on
+        # Own side down: tx_burst comes back short.
+        before = tg.telemetry("/xfrmgw/stats")["XgTxFull"]
+        tg.sh("ip link set %s down" % t["wan_g"])
+        _lan_burst(t, tmp_path, 1000, 700, sniff=False)   # more than the tx ring holds
+        time.sleep(0.5)
+        full = tg.telemetry("/xfrmgw/stats")["XgTxFull"] - before
+        pool = tg.telemetry("/xfrmgw/pool")
+        tg.sh("ip link set %s up" % t["wan_g"])
+        _wait_log(log, "port 1: link up, ")   # logged again after the down
+        time.sleep(1.0)
+        # The first packet after up kicks out what af_packet's tx ring held
+        # (more than a sniffer's socket buffer takes at once): not watched.
+        _lan_burst(t, tmp_path, 350, 40, sniff=False)
+        time.sleep(1.0)
+        got = _lan_burst(t, tmp_path, 400, 50)
+        assert [i for _, i in got if i < 1000] == list(range(400, 450)), got
+        deadline = time.time() + 5
+        while tg.telemetry("/xfrmgw/pool")["avail"] != pool["size"]:
+            assert time.time() < deadline, tg.telemetry("/xfrmgw/pool")
+            time.sleep(0.1)
+    finally:
+        rc, text, counters = tg.stop_gateway(p, log)
+    assert rc == 0, text
+    # Every packet encrypted was handed to the port or counted as refused.
+    # (the first packets after up may still find the ring full)
+    assert 0 < full < 700 and full <= counters["XgTxFull"] <= full + 40, (full, counters)
+    assert counters["XgTxPackets"] + counters["XgTxFull"] == counters["XgOutEncrypted"] == 20 + 20 + 50 + 700 + \
+        40 + 50, counters
+    assert pool["avail"] == pool["size"], pool
+    assert text.count("port 1: link down") == 2 and text.count("port 1: link up") == 3, text
+    record("4 link: 20 before, 50 after up", 70, 70, {})
+    record("2 tx ring full (own link down)", 700, 700 - full, {"XgTxFull": counters["XgTxFull"]})
+    record("2 after tx full", 50, 50, {})
