@@ -716,3 +716,31 @@ def test_link_down_up_and_tx_full(topo, tmp_path):
     record("4 link: 20 before, 50 after up", 70, 70, {})
     record("2 tx ring full (own link down)", 700, 700 - full, {"XgTxFull": counters["XgTxFull"]})
     record("2 after tx full", 50, 50, {})
+
+
+# ---------------------------------------------------------------- 2. small pool
+def test_burst_larger_than_pool(pcapgw):
+    """The smallest pool --mbufs takes (1024) and a burst three times its
+    size both ways, written as fast as the FIFOs take it: the workers free
+    each burst as they send it, so nothing is lost, no rx_nombuf, and every
+    mbuf is back afterwards. Then traffic at a normal pace on the same
+    daemon: all through."""
+    gw = pcapgw(mbufs=1024, pace=0)
+    tunnel(gw)
+    n, slow = 3000, 200
+
+    def gen(i):
+        if i == n:
+            gw.stream.pace = 0.002
+        return lan_frame("10.2.0.5", i), esp_encrypt(0x200, i + 1, back_inner("10.2.0.5", i))
+    gw.run(gen, n + slow)
+    gw.stream.wait_index(n + slow)
+    stats = [gw.telemetry("/ethdev/stats,%d" % p) for p in (0, 1)]
+    assert gw.pool_free()[1] == 1024
+    lan, wan = gw.finish()
+    assert gw.rc == 0, gw.text
+    assert [s["rx_nombuf"] for s in stats] == [0, 0], stats
+    check_out(outbound(wan), 0x100, "10.2.0.5", range(n + slow))
+    assert inbound(lan, "10.2.0.5") == list(range(n + slow))
+    assert re.search(r"port 0: rx %d tx %d rx_nombuf 0 " % (n + slow, n + slow), gw.text), gw.text
+    record("2 burst 3x pool (1024)", 2 * (n + slow), 2 * (n + slow), {"rx_nombuf": 0})
