@@ -363,7 +363,10 @@ def test_sa_delete_under_traffic(pcapgw):
     assert b_out + c.get("XfrmOutNoStates", 0) + c.get("XfrmOutStateInvalid", 0) == n // 2, c
     assert len(b_in) + c.get("XfrmInNoStates", 0) + c.get("XfrmInStateInvalid", 0) == n // 2, c
     record("1a SA deleted, A both ways", 2 * len(a_idx), len(got[0x100]) +
-           len(a_idx), {k: c.get(k, 0) for k in ("XfrmOutNoStates", "XfrmInNoStates")})
+           len(inbound(lan, "10.2.0.5")),
+           {k: c.get(k, 0) for k in ("XfrmOutNoStates", "XfrmInNoStates")})
+    record("1a deleted SA B both ways", n, b_out + len(b_in),
+           {k: c.get(k, 0) for k in ("XfrmOutNoStates", "XfrmInNoStates")})
 
 
 def test_sa_update_under_traffic(pcapgw):
@@ -456,6 +459,7 @@ def test_spd_rebuild_under_traffic(pcapgw, tmp_path):
         return lan_frame("10.2.0.5", i), esp_encrypt(0x200, i + 1, back_inner("10.2.0.5", i))
     gw.run(gen)
     gw.stream.wait_index(100)
+    builds = gw.telemetry("/xfrmgw/dp")["builds"]
     t0 = time.time()
     r = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "polbatch.py"), "10000", "50"],
                        env=gw.env, capture_output=True, text=True, timeout=120)
@@ -465,6 +469,7 @@ def test_spd_rebuild_under_traffic(pcapgw, tmp_path):
     while gw.telemetry("/xfrmgw/dp")["policies"] < 10002:
         assert time.time() < deadline, gw.telemetry("/xfrmgw/dp")
         time.sleep(0.05)
+    during = gw.telemetry("/xfrmgw/dp")["builds"] - builds
     gw.stream.wait_index(gw.stream.count + 100)
     peer["done"] = True
     lan, wan = gw.finish()
@@ -473,7 +478,8 @@ def test_spd_rebuild_under_traffic(pcapgw, tmp_path):
     got = outbound(wan)
     check_out(got, 0x100, "10.2.0.5", range(n))
     assert inbound(lan, "10.2.0.5") == list(range(n))
-    record("1d 10000 policies (%.1fs)" % took, 2 * n, 2 * n, {})
+    assert during >= 1, during   # rebuilt while packets flowed
+    record("1d 10000 policies (%.1fs, %d builds)" % (took, during), 2 * n, 2 * n, {})
 
 
 # ---------------------------------------------------------------- 3. crypto failures
@@ -744,3 +750,40 @@ def test_burst_larger_than_pool(pcapgw):
     assert inbound(lan, "10.2.0.5") == list(range(n + slow))
     assert re.search(r"port 0: rx %d tx %d rx_nombuf 0 " % (n + slow, n + slow), gw.text), gw.text
     record("2 burst 3x pool (1024)", 2 * (n + slow), 2 * (n + slow), {"rx_nombuf": 0})
+
+
+def test_rekey_at_ack_with_big_spd(pcapgw):
+    """The peer uses a new inbound SA the moment its NEWSA is ACKed (the
+    kernel installs it before the ACK), while 10000 policies make every
+    snapshot build slow: not one packet of the new SA may be lost."""
+    gw = pcapgw()
+    tunnel(gw)
+    r = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "polbatch.py"), "10000", "50"],
+                       env=gw.env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    deadline = time.time() + 60
+    while gw.telemetry("/xfrmgw/dp")["policies"] < 10002:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    peer = {"spi": 0x200, "seq": 0}
+    n = 600
+
+    def gen(i):
+        peer["seq"] += 1
+        return lan_frame("10.2.0.5", i), esp_encrypt(peer["spi"], peer["seq"],
+                                                     back_inner("10.2.0.5", i))
+    gw.run(gen, n)
+    gw.stream.wait_index(n // 4)
+    # A policy change first: the next build is a slow one (rte_acl).
+    gw.ip("xfrm policy add src 172.18.0.0/16 dst 172.19.0.0/16 dir out")
+    gw.ip("xfrm state add src %s dst %s proto esp spi 0x201 reqid 2 mode tunnel "
+          "replay-window 64 aead 'rfc4106(gcm(aes))' %s 128" % (PEER, GW_WAN, hexkey(0x201)))
+    peer["spi"], peer["seq"] = 0x201, 0
+    lan, wan = gw.finish()
+    assert gw.rc == 0, gw.text
+    c = gw.counters
+    back = inbound(lan, "10.2.0.5")
+    record("1e new SA used at its ACK", n, len(back),
+           {k: c.get(k, 0) for k in ("XfrmInNoStates",)})
+    assert back == list(range(n)), (len(back), c)
+    check_out(outbound(wan), 0x100, "10.2.0.5", range(n))
