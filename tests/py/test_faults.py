@@ -489,6 +489,7 @@ def fault_build():
     r = subprocess.run([conftest.XFRMGW, "--no-huge", "-m", "64", "--no-pci", "--no-shconf",
                         "--file-prefix", "xgfh%d" % os.getpid(), "--log-level", "*:error",
                         "--", "--help"], capture_output=True, text=True, timeout=30)
+    subprocess.run(["rm", "-rf", "/var/run/dpdk/xgfh%d" % os.getpid()], check=False)
     if "fault injection" not in r.stdout:
         pytest.fail("%s was built without -Dfault_injection=true: the fault_injection tests "
                     "need such a build (meson setup <dir> -Dfault_injection=true; "
