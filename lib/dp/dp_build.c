@@ -538,6 +538,10 @@ build_ports(struct xg_routes *dp, const struct xg_config *cfg)
 			continue;
 		dp->port[p].up = true;
 		rte_eth_macaddr_get(p, &dp->port[p].mac);
+		/* The configured MTU, else what the port says, else Ethernet's. */
+		dp->port[p].mtu = cfg->port[p].mtu;
+		if (dp->port[p].mtu == 0 && rte_eth_dev_get_mtu(p, &dp->port[p].mtu) != 0)
+			dp->port[p].mtu = RTE_ETHER_MTU;
 		dp->port[p].naddr = cfg->port[p].naddr;
 		memcpy(dp->port[p].addr, cfg->port[p].addr, sizeof(dp->port[p].addr));
 		for (i = 0; i < cfg->port[p].naddr; i++) {

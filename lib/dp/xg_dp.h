@@ -93,6 +93,7 @@ struct xg_dp_port {
 	uint16_t exc;                 /**< its exception TAP's port + 1, 0: none */
 	uint16_t exc_of;              /**< an exception TAP: its port + 1 */
 	struct rte_ether_addr mac;
+	uint16_t mtu;                 /**< IP packet bytes the port carries */
 	uint8_t naddr;
 	struct xg_cfg_prefix addr[XG_CFG_MAX_ADDRS];
 };
