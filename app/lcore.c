@@ -19,6 +19,7 @@
 #include <rte_hash.h>
 #include <rte_ring_elem.h>
 #include <rte_ip.h>
+#include <rte_ip_frag.h>
 #include <rte_mbuf.h>
 #include <rte_security.h>
 #include <rte_udp.h>
@@ -43,6 +44,8 @@ struct ctx {
 	const struct xg_dp *dp;
 	struct xg_worker *w;
 	struct rx_lists *rx;          /* the burst being received */
+	struct rte_ip_frag_tbl *frag; /* ESP fragments being reassembled */
+	struct rte_ip_frag_death_row dr;
 	struct txbuf tx[XG_CFG_MAX_PORTS];
 	/* The last next hop resolved in this burst: a burst's packets mostly
 	 * leave for one peer. */
@@ -371,33 +374,29 @@ solicit(struct ctx *c, uint16_t port, uint8_t family, const uint8_t *addr)
 	queue_tx(c, port, m);
 }
 
-/* ip_rcv_core() and ipv6_rcv(): an IP packet whose length field claims
- * more than arrived is dropped; one that claims less is cut to it (what
- * follows is link-layer padding, not the packet's). After this, every
- * stage may take the mbuf's length for the packet's. */
+/* The IP header against the frame, as ip_rcv_core() and ipv6_rcv() check
+ * it: a header that lies about its lengths or has a bad checksum is
+ * dropped; bytes after the packet (Ethernet padding) are cut off, so that
+ * they are neither forwarded nor encrypted. */
 static bool
-ip_len_ok(struct rte_mbuf *m)
+ip_sane(struct rte_mbuf *m)
 {
 	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
-	uint32_t len = rte_pktmbuf_data_len(m), want;
+	uint32_t len = rte_pktmbuf_data_len(m), ihl, tot;
 
 	if ((ip[0] >> 4) == 4) {
-		if (len < 20 || (ip[0] & 0xf) < 5)
+		ihl = (ip[0] & 0xfu) * 4;
+		tot = (uint32_t)(ip[2] << 8 | ip[3]);
+		if (ihl < 20 || tot < ihl || tot > len || rte_raw_cksum(ip, ihl) != 0xffff)
 			return false;
-		want = (uint32_t)(ip[2] << 8 | ip[3]);
-		if (want < (ip[0] & 0xfu) * 4)
-			return false;
-	} else if ((ip[0] >> 4) == 6) {
+	} else {
 		if (len < 40)
 			return false;
-		want = 40 + (uint32_t)(ip[4] << 8 | ip[5]);
-	} else {
-		return false;
+		tot = 40 + (uint32_t)(ip[4] << 8 | ip[5]);
+		if (tot > len)
+			return false;
 	}
-	if (want > len)
-		return false;
-	if (want < len)
-		rte_pktmbuf_trim(m, (uint16_t)(len - want));
+	rte_pktmbuf_trim(m, (uint16_t)(len - tot));
 	return true;
 }
 
@@ -415,6 +414,169 @@ dst_of(const struct rte_mbuf *m)
 	return (ip[0] >> 4) == 4 ? ip + 16 : ip + 24;
 }
 
+static void local_out(struct ctx *c, struct rte_mbuf *m);
+
+/* The ICMP error's packet, @p hl bytes of headers then the quote, from
+ * @p me to @p to. */
+static void
+icmp_fill(uint8_t *ip, uint8_t family, uint32_t hl, uint32_t q, const uint8_t *me,
+	  const uint8_t *to)
+{
+	uint8_t *icmp = ip + hl - 8;
+
+	if (family == AF_INET) {
+		struct rte_ipv4_hdr *h = (struct rte_ipv4_hdr *)ip;
+
+		h->version_ihl = 0x45;
+		h->type_of_service = 0xc0;   /* internetwork control, as icmp_send() */
+		h->total_length = rte_cpu_to_be_16((uint16_t)(hl + q));
+		h->time_to_live = 64;
+		h->next_proto_id = IPPROTO_ICMP;
+		memcpy(&h->src_addr, me, 4);
+		memcpy(&h->dst_addr, to, 4);
+		h->hdr_checksum = rte_ipv4_cksum(h);
+		icmp[0] = 3;   /* destination unreachable, fragmentation needed */
+		icmp[1] = 4;
+		*(uint16_t *)(icmp + 2) = (uint16_t)~rte_raw_cksum(icmp, 8 + q);
+		return;
+	}
+	ip[0] = 0x60;
+	ip[4] = (uint8_t)((8 + q) >> 8);
+	ip[5] = (uint8_t)(8 + q);
+	ip[6] = IPPROTO_ICMPV6;
+	ip[7] = 64;
+	memcpy(ip + 8, me, 16);
+	memcpy(ip + 24, to, 16);
+	icmp[0] = 2;   /* packet too big */
+	icmp6_cksum(ip);
+}
+
+/* Send the sender of @p orig an ICMP "fragmentation needed" (RFC 1191) or
+ * ICMPv6 "packet too big" (RFC 8201) with @p mtu, from our address on the
+ * port towards it, by the routes. The quote is the packet as it arrived
+ * (before this hop's TTL), as much as fits in 576 / 1280 bytes. It goes
+ * through the out policies like any packet of ours (icmp_send() with the
+ * source the route picks): protected where a policy covers it.
+ * @return false when there is nobody to tell. */
+static bool
+icmp_too_big(struct ctx *c, const struct rte_mbuf *orig, uint32_t mtu)
+{
+	const uint8_t *in = rte_pktmbuf_mtod(orig, const uint8_t *);
+	uint8_t family = family_of(orig);
+	const uint8_t *src = in + (family == AF_INET ? 12 : 8);
+	uint32_t hl = family == AF_INET ? 20 + 8 : 40 + 8;
+	uint32_t q = RTE_MIN(rte_pktmbuf_pkt_len(orig), (family == AF_INET ? 576 : 1280) - hl);
+	const struct xg_cfg_prefix *me;
+	const struct xg_dp_nh *nh;
+	struct rte_mbuf *m;
+	uint8_t *ip, *quote;
+
+	if (xg_dp_is_local(c->dp->rt, family, src))
+		return false;
+	nh = xg_dp_route(c->dp->rt, family, src);
+	me = nh ? xg_dp_port_addr(c->dp->rt, nh->port, family) : NULL;
+	if (me == NULL)
+		return false;
+	m = rte_pktmbuf_alloc(xg_shared.pool);
+	ip = m ? (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(hl + q)) : NULL;
+	if (ip == NULL) {
+		rte_pktmbuf_free(m);
+		count(c, XG_STAT_MBUF_ALLOC);
+		return false;
+	}
+	memset(ip, 0, hl);
+	quote = ip + hl;
+	memcpy(quote, in, q);
+	if (family == AF_INET) {
+		struct rte_ipv4_hdr *qh = (struct rte_ipv4_hdr *)quote;
+
+		qh->time_to_live++;
+		qh->hdr_checksum = 0;
+		qh->hdr_checksum = rte_ipv4_cksum(qh);
+		quote[-2] = (uint8_t)(mtu >> 8);
+		quote[-1] = (uint8_t)mtu;
+	} else {
+		quote[7]++;
+		quote[-4] = (uint8_t)(mtu >> 24);
+		quote[-3] = (uint8_t)(mtu >> 16);
+		quote[-2] = (uint8_t)(mtu >> 8);
+		quote[-1] = (uint8_t)mtu;
+	}
+	icmp_fill(ip, family, hl, q, family == AF_INET ? (const uint8_t *)&me->v4 : me->v6.s6_addr,
+		  src);
+	local_out(c, m);
+	return true;
+}
+
+/* Must the sender of @p m hear that it does not fit @p mtu (IPv4 DF set;
+ * IPv6 above the MTU, never announced below 1280, RFC 8200 5)? Else it
+ * goes on, in fragments if need be. */
+static bool
+sender_must_know(const struct rte_mbuf *m, uint32_t mtu)
+{
+	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
+
+	if ((ip[0] >> 4) == 4)
+		return (ip[6] & 0x40) != 0;
+	return rte_pktmbuf_pkt_len(m) > RTE_MAX(mtu, 1280u);
+}
+
+/* @p m does not fit a path of @p mtu and may not be fragmented: the sender
+ * is told (ICMP), the packet dropped. */
+static void
+too_big(struct ctx *c, struct rte_mbuf *m, uint32_t mtu)
+{
+	if ((rte_pktmbuf_mtod(m, const uint8_t *)[0] >> 4) == 6)
+		mtu = RTE_MAX(mtu, 1280u);
+	if (icmp_too_big(c, m, mtu))
+		drop(c, m, XG_STAT_PMTU_ICMP);
+	else
+		drop(c, m, XG_STAT_OUT_TOO_BIG);
+}
+
+/* The Ethernet header for the resolved next hop (ctx.nh_*), then the tx
+ * queue. */
+static void
+emit(struct ctx *c, struct rte_mbuf *m, uint8_t family)
+{
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)rte_pktmbuf_prepend(m, sizeof(*eth));
+
+	if (eth == NULL) {
+		drop(c, m, XG_STAT_MBUF_ALLOC);
+		return;
+	}
+	eth->dst_addr = c->nh_mac;
+	eth->src_addr = c->dp->rt->port[c->nh_port].mac;
+	eth->ether_type = rte_cpu_to_be_16(family == AF_INET ? RTE_ETHER_TYPE_IPV4 :
+							       RTE_ETHER_TYPE_IPV6);
+	queue_tx(c, c->nh_port, m);
+}
+
+#define MAX_FRAGS 16
+
+/* Too big for the port and allowed to be fragmented (IPv4 without DF, or
+ * IPv6 that we originate: our ESP): sent in fragments, as the kernel's
+ * ip_fragment() / ip6_fragment() would. */
+static void
+send_fragments(struct ctx *c, struct rte_mbuf *m, uint8_t family, uint16_t mtu)
+{
+	struct rte_mbuf *f[MAX_FRAGS];
+	int32_t n, i;
+
+	n = family == AF_INET ?
+	    rte_ipv4_fragment_packet(m, f, MAX_FRAGS, mtu, xg_shared.pool, xg_shared.pool) :
+	    rte_ipv6_fragment_packet(m, f, MAX_FRAGS, mtu, xg_shared.pool, xg_shared.pool);
+	/* The fragments hold references to the data they need. */
+	if (n <= 0) {
+		drop(c, m, XG_STAT_OUT_TOO_BIG);
+		return;
+	}
+	rte_pktmbuf_free(m);
+	count(c, XG_STAT_OUT_FRAGMENTED);
+	for (i = 0; i < n; i++)
+		emit(c, f[i], family);
+}
+
 /* Route the packet in @p m towards @p dst of @p family and send it in a
  * frame of that family. */
 static void
@@ -422,8 +584,8 @@ send_to(struct ctx *c, struct rte_mbuf *m, uint8_t family, const uint8_t *dst)
 {
 	size_t alen = family == AF_INET ? 4 : 16;
 	const struct xg_dp_nh *nh;
-	struct rte_ether_hdr *eth;
 	const uint8_t *hop;
+	uint16_t mtu;
 
 	if (!c->nh_valid || c->nh_family != family ||
 	    (family == AF_INET ? memcmp(c->nh_dst, dst, 4) : memcmp(c->nh_dst, dst, 16)) != 0) {
@@ -445,16 +607,14 @@ send_to(struct ctx *c, struct rte_mbuf *m, uint8_t family, const uint8_t *dst)
 		memcpy(c->nh_dst, dst, alen);
 		c->nh_port = nh->port;
 	}
-	eth = (struct rte_ether_hdr *)rte_pktmbuf_prepend(m, sizeof(*eth));
-	if (eth == NULL) {
-		drop(c, m, XG_STAT_MBUF_ALLOC);
-		return;
-	}
-	eth->dst_addr = c->nh_mac;
-	eth->src_addr = c->dp->rt->port[c->nh_port].mac;
-	eth->ether_type = rte_cpu_to_be_16(family == AF_INET ? RTE_ETHER_TYPE_IPV4 :
-							       RTE_ETHER_TYPE_IPV6);
-	queue_tx(c, c->nh_port, m);
+	mtu = c->dp->rt->port[c->nh_port].mtu;
+	if (likely(rte_pktmbuf_pkt_len(m) <= mtu))
+		emit(c, m, family);
+	else if (family == AF_INET ? !sender_must_know(m, mtu) :
+		 xg_dp_is_local(c->dp->rt, AF_INET6, rte_pktmbuf_mtod(m, uint8_t *) + 8))
+		send_fragments(c, m, family, mtu);
+	else
+		too_big(c, m, mtu);
 }
 
 /* Route the IP packet in @p m by its destination and send it. */
@@ -743,13 +903,31 @@ classify_burst(struct ctx *c, struct pkt *v, const uint8_t *sel, uint16_t n, enu
 	classify_family(c, v, sel, n, AF_INET6, dir);
 }
 
+/* The largest packet @p sa carries within the MTU of the port its ESP
+ * leaves by (esp4_get_mtu(): headers, ICV and the trailer aligned to the
+ * cipher's block), or UINT16_MAX without a route (counted later). */
+static uint32_t
+sa_mtu(struct ctx *c, const struct xg_sa_rt *sa)
+{
+	const struct xg_dp_nh *nh = xg_dp_route(c->dp->rt, (uint8_t)sa->family, sa->daddr);
+	uint32_t net = sa->mode == XFRM_MODE_TUNNEL ? 0 : (sa->family == AF_INET ? 20 : 40);
+	uint32_t mtu, over = sa->hdr_len + sa->esp.icv_len + net;
+
+	if (nh == NULL)
+		return UINT16_MAX;
+	mtu = c->dp->rt->port[nh->port].mtu;
+	if (mtu < over + sa->esp.align + 2)
+		return 0;
+	return ((mtu - over) & ~(sa->esp.align - 1u)) + net - 2;
+}
+
 /* Encapsulate @p n packets on @p sa (one crypto call), count them as the
  * kernel does and send them. */
 static void
 protect_run(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf **mb, uint16_t n)
 {
 	struct rte_mbuf *orig[BURST];
-	uint32_t plain[BURST];
+	uint32_t plain[BURST], mtu;
 	uint8_t why[BURST];
 	uint16_t good, i;
 
@@ -757,6 +935,13 @@ protect_run(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf **mb, uint16_t n
 		drop_all(c, mb, n, XG_STAT_OUT_STATE_EXPIRED);
 		return;
 	}
+	mtu = sa_mtu(c, sa);
+	for (i = 0, good = 0; i < n; i++)
+		if (unlikely(rte_pktmbuf_pkt_len(mb[i]) > mtu) && sender_must_know(mb[i], mtu))
+			too_big(c, mb[i], mtu);
+		else
+			mb[good++] = mb[i];
+	n = good;
 	if (sa->off.action == RTE_SECURITY_ACTION_TYPE_INLINE_PROTOCOL) {
 		for (i = 0; i < n; i++)
 			offload_out(c, mb[i], sa);
@@ -864,6 +1049,25 @@ outbound_burst(struct ctx *c, struct pkt *v, uint8_t *sel, uint16_t n)
 	per_sa(c, v, sel, k, protect_run);
 }
 
+/* A packet the gateway itself sends (an ICMP error): the out policies
+ * decide, as for forwarded packets, without the forwarding checks. */
+static void
+local_out(struct ctx *c, struct rte_mbuf *m)
+{
+	struct pkt v[1];
+	uint8_t sel[1] = { 0 };
+	const void *key;
+
+	memset(v, 0, sizeof(v));
+	v[0].m = m;
+	v[0].family = family_of(m);
+	if (!key_of(m, &v[0].key.k4, &v[0].key.k6, &key)) {
+		drop(c, m, XG_STAT_OUT_ERROR);
+		return;
+	}
+	outbound_burst(c, v, sel, 1);
+}
+
 /* RFC 4301 5.2 / __xfrm_policy_check(): a forwarded packet must have come
  * the way the fwd policy (pkt.pol) asks, protected (pkt.sa) or not. */
 static bool
@@ -918,7 +1122,7 @@ forward_burst(struct ctx *c, struct pkt *v, uint16_t n)
 
 		/* A decrypted packet is checked as a received one is (the
 		 * kernel's decapsulated packet goes through ip_rcv() again). */
-		if (p->sa && !ip_len_ok(p->m)) {
+		if (p->sa && !ip_sane(p->m)) {
 			drop(c, p->m, XG_STAT_RX_BAD_IP);
 			continue;
 		}
@@ -1066,31 +1270,123 @@ esp_in_one(struct ctx *c, struct rte_mbuf *m, struct xg_sa_rt *sa)
 	return true;
 }
 
+/* IPv6 extension headers in front of ESP (hop-by-hop, destination
+ * options, a routing header with no segments left) are the outer
+ * header's and go with it: for ESP to one of our addresses they are
+ * removed here (@p local), so that ESP follows the fixed header; transit
+ * packets keep them. @return the ESP offset (40), with *proto the protocol after the chain and *frag set for
+ * a fragment header; the packet is unchanged unless ESP follows. */
+static unsigned int
+v6_skip_ext(struct rte_mbuf *m, bool local, uint8_t *proto, bool *frag)
+{
+	uint8_t *ip = rte_pktmbuf_mtod(m, uint8_t *);
+	uint32_t len = rte_pktmbuf_data_len(m), off = 40;
+	uint8_t nh = ip[6];
+	int hops;
+
+	*frag = false;
+	for (hops = 0; hops < 16 && off + 8 <= len; hops++) {
+		if (nh == IPPROTO_FRAGMENT) {
+			*frag = true;
+			nh = ip[off];
+			break;
+		}
+		if (nh != IPPROTO_HOPOPTS && nh != IPPROTO_DSTOPTS &&
+		    !(nh == IPPROTO_ROUTING && ip[off + 3] == 0))
+			break;
+		nh = ip[off];
+		off += ((uint32_t)ip[off + 1] + 1) * 8;
+	}
+	*proto = nh;
+	if (off > len)
+		return len;   /* the chain runs past the packet */
+	if (nh != IPPROTO_ESP || *frag || off == 40 || !local)
+		return 40;
+	ip[6] = IPPROTO_ESP;
+	memmove(ip + off - 40, ip, 40);
+	ip = (uint8_t *)rte_pktmbuf_adj(m, (uint16_t)(off - 40));
+	ip[4] = (uint8_t)((len - off) >> 8);
+	ip[5] = (uint8_t)(len - off);
+	return 40;
+}
+
+/* ESP for the gateway in fragments: reassembled first, as the kernel
+ * does before xfrm_input(), in this lcore's table. An IPv6 fragment header
+ * must follow the fixed header (rte_ip_frag's rule). @return the whole
+ * packet in one segment, or NULL while fragments are missing (held) or
+ * when it was dropped (counted). */
+static struct rte_mbuf *
+reassemble(struct ctx *c, struct rte_mbuf *m, uint8_t family)
+{
+	uint8_t *ip = rte_pktmbuf_mtod(m, uint8_t *);
+	uint32_t before = c->dr.cnt;
+
+	if (c->frag == NULL) {
+		drop(c, m, XG_STAT_FRAG_DROP);
+		return NULL;
+	}
+	count(c, XG_STAT_IN_FRAGMENT);
+	m->l2_len = 0;
+	if (family == AF_INET) {
+		m->l3_len = (ip[0] & 0xfu) * 4;
+		m = rte_ipv4_frag_reassemble_packet(c->frag, &c->dr, m, rte_rdtsc(),
+						    (struct rte_ipv4_hdr *)ip);
+	} else {
+		struct rte_ipv6_hdr *h = (struct rte_ipv6_hdr *)ip;
+		struct rte_ipv6_fragment_ext *fh = rte_ipv6_frag_get_ipv6_fragment_header(h);
+
+		if (fh == NULL) {
+			drop(c, m, XG_STAT_FRAG_DROP);
+			return NULL;
+		}
+		m->l3_len = sizeof(*h) + sizeof(*fh);
+		m = rte_ipv6_frag_reassemble_packet(c->frag, &c->dr, m, rte_rdtsc(), h, fh);
+	}
+	xg_stats_add(c->w->stats, XG_STAT_FRAG_DROP, c->dr.cnt - before);
+	if (m && rte_pktmbuf_linearize(m) != 0) {
+		drop(c, m, XG_STAT_IN_BUFFER_ERROR);
+		return NULL;
+	}
+	return m;
+}
+
 /* Is this ESP? Then the SAD decides (key filled in, *local set, @return
  * 1), or, too short, it is dropped here if it is for one of our addresses
  * (@return -1) and forwarded if not (@return 0, as anything not ESP).
  * Transit ESP of one of our SAs (transport mode to a host behind us) is
  * ours too, as in the kernel's xfrm_input(). */
 static int
-esp_candidate(struct ctx *c, struct rte_mbuf *m, struct xg_sad_key *key, bool *local)
+esp_candidate(struct ctx *c, struct rte_mbuf **mp, struct xg_sad_key *key, bool *local)
 {
+	struct rte_mbuf *m = *mp;
 	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
 	unsigned int l3;
-	uint8_t family;
+	uint8_t family, proto;
+	bool frag;
 
 	if ((ip[0] >> 4) == 4) {
-		if (ip[9] != IPPROTO_ESP)
-			return 0;
+		proto = ip[9];
 		l3 = (ip[0] & 0xfu) * 4;
+		frag = (ip[6] & 0x3f) || ip[7];   /* MF or an offset */
 		family = AF_INET;
 	} else {
-		if (ip[6] != IPPROTO_ESP)
-			return 0;
-		l3 = 40;
+		l3 = v6_skip_ext(m, xg_dp_is_local(c->dp->rt, AF_INET6, ip + 24), &proto, &frag);
+		ip = rte_pktmbuf_mtod(m, const uint8_t *);
 		family = AF_INET6;
 	}
+	if (proto != IPPROTO_ESP)
+		return 0;
 	*local = xg_dp_is_local(c->dp->rt, family, dst_of(m));
-	if (rte_pktmbuf_data_len(m) < l3 + 4) {
+	if (frag && *local) {
+		m = reassemble(c, m, family);
+		if (m == NULL)
+			return -1;
+		*mp = m;
+		ip = rte_pktmbuf_mtod(m, const uint8_t *);
+		l3 = family == AF_INET ? (ip[0] & 0xfu) * 4 : 40;
+		frag = false;
+	}
+	if (frag || rte_pktmbuf_data_len(m) < l3 + 4) {
 		if (!*local)
 			return 0;
 		drop(c, m, XG_STAT_IN_HDR_ERROR);
@@ -1099,6 +1395,7 @@ esp_candidate(struct ctx *c, struct rte_mbuf *m, struct xg_sad_key *key, bool *l
 	sad_key(key, family, dst_of(m), ip + l3);
 	return 1;
 }
+
 /* The inbound SA of ESP with SPI at @p esp for destination @p daddr. */
 static struct xg_sa_rt *
 sad_lookup(struct ctx *c, uint8_t family, const uint8_t *daddr, const uint8_t *esp)
@@ -1129,9 +1426,22 @@ report_mapping(struct ctx *c, struct xg_sa_rt *sa, uint8_t family, const uint8_t
 		count(c, XG_STAT_MAPPING_LOST);
 }
 
+static bool
+udp_cksum_ok(const uint8_t *ip, uint8_t family)
+{
+	unsigned int l3 = family == AF_INET ? (ip[0] & 0xfu) * 4 : 40;
+	const void *udp = ip + l3;
+
+	if (family == AF_INET)
+		return rte_ipv4_udptcp_cksum_verify((const struct rte_ipv4_hdr *)ip, udp) == 0;
+	return ((const uint8_t *)udp)[6] | ((const uint8_t *)udp)[7] &&
+	       rte_ipv6_udptcp_cksum_verify((const struct rte_ipv6_hdr *)ip, udp) == 0;
+}
+
 /* UDP to the NAT-T port of one of our addresses (RFC 3948): ESP-in-UDP is
- * ours and never the kernel's; keepalives (one 0xff byte) and IKE (the
- * non-ESP marker, four zero bytes) are left to the exception path.
+ * ours and never the kernel's, keepalives (one 0xff byte) are consumed
+ * here; IKE (the non-ESP marker, four zero bytes) is left to the
+ * exception path.
  * @return true when the packet was taken. */
 static bool
 inbound_natt(struct ctx *c, struct rte_mbuf *m)
@@ -1158,15 +1468,27 @@ inbound_natt(struct ctx *c, struct rte_mbuf *m)
 		family = AF_INET6;
 		daddr = ip + 24;
 	}
-	if (len < l3 + 8 + 8 + 1)
+	if (len < l3 + 8 + 1)
 		return false;
 	udp = ip + l3;
 	ulen = (unsigned int)(udp[4] << 8 | udp[5]);
-	/* ESP only with more than an ESP header after UDP and a non-zero SPI
-	 * (xfrm4_udp_encap_rcv()); the rest is the socket's. */
-	if (udp[2] != 0x11 || udp[3] != 0x94 || ulen != len - l3 || ulen <= 8 + 8 ||
-	    (udp[8] | udp[9] | udp[10] | udp[11]) == 0 ||
+	if (udp[2] != 0x11 || udp[3] != 0x94 || ulen != len - l3 ||
 	    !xg_dp_is_local(c->dp->rt, family, daddr))
+		return false;
+	/* The checksum is checked before the encapsulation handler sees the
+	 * datagram (udp_queue_rcv_one_skb()); IPv6 requires one. */
+	if ((family == AF_INET6 || udp[6] | udp[7]) && !udp_cksum_ok(ip, family)) {
+		drop(c, m, XG_STAT_UDP_CSUM);
+		return true;
+	}
+	if (ulen == 8 + 1 && udp[8] == 0xff) {
+		/* A NAT-T keepalive (RFC 3948 2.3) only keeps the mapping. */
+		drop(c, m, XG_STAT_NATT_KEEPALIVE);
+		return true;
+	}
+	/* ESP only with more than an ESP header after UDP and a non-zero SPI
+	 * (xfrm4_udp_encap_rcv()); the rest is the socket's (IKE). */
+	if (ulen <= 8 + 8 || (udp[8] | udp[9] | udp[10] | udp[11]) == 0)
 		return false;
 	sa = sad_lookup(c, family, daddr, udp + 8);
 	if (sa == NULL) {
@@ -1239,7 +1561,7 @@ ip_in(struct ctx *c, uint16_t port, struct rte_mbuf *m, struct rx_lists *l)
 		offload_in(c, m);
 		return;
 	}
-	esp = esp_candidate(c, m, &l->key[l->nesp], &l->local[l->nesp]);
+	esp = esp_candidate(c, &m, &l->key[l->nesp], &l->local[l->nesp]);
 	if (esp) {
 		if (esp > 0)
 			l->esp[l->nesp++] = m;
@@ -1258,17 +1580,6 @@ ip_in(struct ctx *c, uint16_t port, struct rte_mbuf *m, struct rx_lists *l)
 	}
 	l->fwd[l->nfwd].m = m;
 	l->fwd[l->nfwd++].sa = NULL;
-}
-
-/* Is the frame a whole IP packet of its ethertype's version (then cut
- * to its IP length)? Every later stage reads the addresses (an IPv6
- * destination ends at byte 40) without looking at the length again. */
-static bool
-ip_hdr_ok(struct rte_mbuf *m, bool v4)
-{
-	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
-
-	return (ip[0] >> 4) == (v4 ? 4 : 6) && ip_len_ok(m);
 }
 
 /* Layer 2 of one received frame: ARP, neighbour discovery and the
@@ -1300,7 +1611,8 @@ rx_one(struct ctx *c, uint16_t port, struct rte_mbuf *m, struct rx_lists *l)
 		return;
 	}
 	rte_pktmbuf_adj(m, sizeof(*eth));
-	if (!ip_hdr_ok(m, type == RTE_ETHER_TYPE_IPV4)) {
+	if ((rte_pktmbuf_mtod(m, uint8_t *)[0] >> 4) != (type == RTE_ETHER_TYPE_IPV4 ? 4 : 6) ||
+	    !ip_sane(m)) {
 		drop(c, m, XG_STAT_RX_BAD_IP);
 		return;
 	}
@@ -1327,6 +1639,7 @@ rx_burst(struct ctx *c, uint16_t port, struct rte_mbuf **mb, uint16_t n)
 		rx_one(c, port, mb[i], &l);
 	esp_in_burst(c, &l);
 	forward_burst(c, l.fwd, l.nfwd);
+	rte_ip_frag_free_death_row(&c->dr, 0);
 }
 
 /* A received burst of @p n (> 0) packets, start to finish. */
@@ -1350,10 +1663,14 @@ xg_worker_rx_once(struct xg_worker *w, uint16_t port, struct rte_mbuf **mb, uint
 
 	memset(&c, 0, sizeof(c));
 	c.w = w;
+	/* As xg_worker_main()'s; fragments are held for this call only. */
+	c.frag = rte_ip_frag_table_create(128, 4, 512, rte_get_tsc_hz() * 30, rte_socket_id());
 	for (; n; n -= k, mb += k) {
 		k = RTE_MIN(n, (uint16_t)BURST);
 		rx_round(&c, port, mb, k);
 	}
+	if (c.frag)
+		rte_ip_frag_table_destroy(c.frag);
 }
 
 int
@@ -1368,6 +1685,9 @@ xg_worker_main(void *arg)
 
 	memset(&c, 0, sizeof(c));
 	c.w = w;
+	/* Fragments wait up to 30 s (the kernel's ipfrag_time), 512 packets
+	 * at most per lcore; without a table, fragments are dropped. */
+	c.frag = rte_ip_frag_table_create(128, 4, 512, rte_get_tsc_hz() * 30, rte_socket_id());
 	rte_rcu_qsbr_thread_register(xg_shared.qsbr, w->tid);
 	rte_rcu_qsbr_thread_online(xg_shared.qsbr, w->tid);
 	last = rte_rdtsc();
@@ -1392,6 +1712,8 @@ xg_worker_main(void *arg)
 		xg_lcore_round(&w->load, now - last, busy);
 		last = now;
 	}
+	if (c.frag)
+		rte_ip_frag_table_destroy(c.frag);
 	rte_rcu_qsbr_thread_offline(xg_shared.qsbr, w->tid);
 	rte_rcu_qsbr_thread_unregister(xg_shared.qsbr, w->tid);
 	xg_esp_thread_fini();

@@ -19,6 +19,7 @@
 #include <rte_log.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_memzone.h>
 #include <rte_ring_elem.h>
 #include <rte_telemetry.h>
 
@@ -66,6 +67,10 @@ usage(const char *prog)
 	       "                       keeps a whole capture in them)\n"
 	       "  -h, --help           this text\n",
 	       prog, DEFAULT_SOCKET, NB_MBUF);
+#ifdef XG_FAULT_INJECTION
+	printf("Built with fault injection (-Dfault_injection=true), NOT for production:\n"
+	       "  XFRMGW_FAULT_CRYPTO=every=N   every Nth crypto operation fails\n");
+#endif
 }
 
 static int
@@ -366,6 +371,35 @@ tel_dp(const char *cmd, const char *params, struct rte_tel_data *d)
 
 static void report_all(struct xg_server *srv, bool replay);
 
+/* After the workers stopped: their rings hold plain structs (no mbufs).
+ * The counter blocks stay: the telemetry thread may read them until the
+ * process ends. */
+static void
+stop_workers(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < nworkers; i++) {
+		rte_ring_free(workers[i].learn);
+		rte_ring_free(workers[i].acquire);
+		rte_ring_free(workers[i].mapping);
+	}
+	rte_free(xg_shared.qsbr);
+	xg_shared.qsbr = NULL;
+}
+
+/* Debian's DPDK is not instrumented, so ASan cannot see an mbuf that was
+ * never freed: once the ports are closed and the workers gone, every
+ * mbuf must be back in the pool (the per-lcore caches count as back). */
+static void
+check_pool(const struct rte_mempool *mp)
+{
+	unsigned int n = rte_mempool_in_use_count(mp);
+
+	if (n)
+		MAIN_LOG(ERR, "%u mbufs not returned to pool %s", n, mp->name);
+}
+
 /* Compile the model into a new snapshot and publish it; the old one is
  * freed once every worker has passed a quiescent state after this. The
  * workers' counters and sequence numbers go into the model first: an SA
@@ -443,7 +477,7 @@ tel_lcore(const char *cmd, const char *params, struct rte_tel_data *d)
 		uint64_t busy = __atomic_load_n(&l->busy_rounds, __ATOMIC_RELAXED);
 		uint64_t rx = wstats ? __atomic_load_n(&wstats[i].c[XG_STAT_RX_PACKETS],
 						       __ATOMIC_RELAXED) : 0;
-		char name[16];
+		char name[20];   /* "worker" and any unsigned int */
 
 		if (w == NULL)
 			return -ENOMEM;
@@ -463,6 +497,43 @@ tel_lcore(const char *cmd, const char *params, struct rte_tel_data *d)
 		rte_tel_data_add_dict_container(d, name, w, 0);
 	}
 	return 0;
+}
+
+/* /xfrmgw/pool: the packet buffers free and in use (rte_mempool's own
+ * telemetry in 22.11 shows the pool's size only). A count that does not
+ * return to the size once traffic stopped is a leak. */
+static int
+tel_pool(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	const struct rte_mempool *mp = xg_shared.pool;
+
+	(void)cmd;
+	(void)params;
+	if (mp == NULL)
+		return -ENODEV;
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_u64(d, "size", mp->size);
+	rte_tel_data_add_dict_u64(d, "avail", rte_mempool_avail_count(mp));
+	rte_tel_data_add_dict_u64(d, "in_use", rte_mempool_in_use_count(mp));
+	return 0;
+}
+
+/* The ports' own drop counters, which the workers cannot see: rx_nombuf
+ * (the PMD found the pool empty), imissed, ierrors and oerrors. */
+static void
+log_port_drops(void)
+{
+	struct rte_eth_stats st;
+	uint16_t port;
+
+	RTE_ETH_FOREACH_DEV(port) {
+		if (rte_eth_stats_get(port, &st))
+			continue;
+		MAIN_LOG(INFO, "port %u: rx %lu tx %lu rx_nombuf %lu imissed %lu ierrors %lu "
+			 "oerrors %lu", port, (unsigned long)st.ipackets, (unsigned long)st.opackets,
+			 (unsigned long)st.rx_nombuf, (unsigned long)st.imissed,
+			 (unsigned long)st.ierrors, (unsigned long)st.oerrors);
+	}
 }
 
 static void
@@ -580,12 +651,18 @@ second_tick(struct xg_server *srv)
 	struct xg_xfrm *x = xg_server_xfrm(srv);
 	uint64_t now = (uint64_t)time(NULL);
 	unsigned int n;
+	int rc;
 
 	__atomic_store_n(&xg_shared.now, now, __ATOMIC_RELAXED);
 	if (nworkers) {
 		report_all(srv, true);
 		report_policy_use(x);
 	}
+	xg_ports_watch();
+	rc = xg_server_check_path(srv);
+	if (rc)
+		MAIN_LOG(WARNING, "XFRM socket file was removed: %s", rc > 0 ? "recreated" :
+			 strerror(-rc));
 	n = xg_xfrm_tick(x, now);
 	if (n)
 		MAIN_LOG(INFO, "%u SAs/policies reached a hard lifetime and were deleted", n);
@@ -694,6 +771,17 @@ maybe_publish(struct xg_server *srv)
 							3 * dpinfo[DPI_LAST_US] * hz / 1000000);
 }
 
+/* rte_hash tables, rings and mempools live in memzones, which neither
+ * ASan nor the pool check sees: once everything is freed, none of ours
+ * may be left (names: "HT_xg_sad3", "RG_xg_learn0", "MP_xg_mbuf", ...). */
+static void
+memzone_left(const struct rte_memzone *mz, void *arg)
+{
+	(void)arg;
+	if (strstr(mz->name, "xg_"))
+		MAIN_LOG(ERR, "memzone %s not freed at exit", mz->name);
+}
+
 static int
 control_loop(struct xg_server *srv, const struct options *o)
 {
@@ -787,6 +875,8 @@ main(int argc, char **argv)
 				   "Data-plane counters (Linux XFRM MIB names, then xfrmgw's own)");
 	rte_telemetry_register_cmd("/xfrmgw/lcore", tel_lcore,
 				   "Workers: poll rounds, busy rounds and cycles, longest round (max_stall_us)");
+	rte_telemetry_register_cmd("/xfrmgw/pool", tel_pool,
+				   "Packet buffers: size, avail, in_use");
 	rte_telemetry_register_cmd("/xfrmgw/dp", tel_dp,
 				   "Published snapshot: SAs, policies, builds and their duration");
 	if (nworkers && ((routes = xg_routes_build(&cfg, &err)) == NULL ||
@@ -802,6 +892,7 @@ main(int argc, char **argv)
 	xg_shared.stop = 1;
 	rte_eal_mp_wait_lcore();
 	log_counters();
+	log_port_drops();
 	/* The workers are gone: nothing reads the retired snapshots. Oldest
 	 * first, as a newer snapshot may own SA objects an older one lists. */
 	for (unsigned int i = 0; i < nretired; i++)
@@ -817,8 +908,11 @@ main(int argc, char **argv)
 out_ports:
 	xg_ports_close();
 	xg_crypto_fini();
+	stop_workers();
 out_pool:
+	check_pool(pool);
 	rte_mempool_free(pool);
+	rte_memzone_walk(memzone_left, NULL);
 out_eal:
 	rte_eal_cleanup();
 	return rc;

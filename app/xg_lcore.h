@@ -72,7 +72,8 @@ extern struct xg_shared xg_shared;
  * stages (layer 2, inbound ESP, forwarding) and transmission as
  * xg_worker_main() runs for each rx_burst, for tests and fuzz targets that
  * feed packets themselves, in bursts of at most 32. Takes ownership of
- * the packets of @p mb: every one is sent or freed before it returns.
+ * the packets of @p mb: every one is sent or freed before it returns
+ * (fragments still waiting for the rest of their packet included).
  * Thread-safety: as a worker; never concurrently with @p w's own loop.
  */
 struct rte_mbuf;

@@ -5,8 +5,12 @@
  */
 
 #include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
 #include <string.h>
 
+#include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_ethdev.h>
 #include <rte_log.h>
 #include <rte_mempool.h>
@@ -99,6 +103,73 @@ xg_ports_init(struct rte_mempool *pool, uint16_t nrxq, uint16_t ntxq)
 		n++;
 	}
 	return n;
+}
+
+/* net_af_packet reports its link up from start to stop whatever the
+ * kernel interface does: ask the kernel (carrier, which reads as an error
+ * while the interface is down). -1: not such a port, or no answer. */
+static int
+af_packet_carrier(uint16_t port)
+{
+	const struct rte_devargs *da;
+	struct rte_eth_dev_info info;
+	const char *args, *p;
+	char ifname[IF_NAMESIZE], path[64 + IF_NAMESIZE];
+	size_t len;
+	FILE *f;
+	int c;
+
+	if (rte_eth_dev_info_get(port, &info) || info.device == NULL ||
+	    strcmp(info.driver_name, "net_af_packet") != 0)
+		return -1;
+	da = rte_dev_devargs(info.device);
+	args = da ? da->args : NULL;
+	p = args ? strstr(args, "iface=") : NULL;
+	if (p == NULL)
+		return -1;
+	p += 6;
+	len = strcspn(p, ",");
+	if (len == 0 || len >= sizeof(ifname))
+		return -1;
+	memcpy(ifname, p, len);
+	ifname[len] = '\0';
+	snprintf(path, sizeof(path), "/sys/class/net/%s/carrier", ifname);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	c = fgetc(f);
+	fclose(f);
+	return c == '1';
+}
+
+/* Each port's link as last seen: 0 not yet, 1 down, 2 up. */
+static uint8_t link_seen[RTE_MAX_ETHPORTS];
+
+void
+xg_ports_watch(void)
+{
+	struct rte_eth_link link;
+	uint16_t port;
+	uint8_t now;
+	int c;
+
+	RTE_ETH_FOREACH_DEV(port) {
+		/* _nowait: a PMD that would sleep for the answer returns
+		 * what it last knew; the control thread never blocks here. */
+		if (rte_eth_link_get_nowait(port, &link))
+			continue;
+		c = af_packet_carrier(port);
+		if (c >= 0 && link.link_status)
+			link.link_status = (uint16_t)c;
+		now = link.link_status ? 2 : 1;
+		if (now == link_seen[port])
+			continue;
+		if (link.link_status)
+			PORT_LOG(NOTICE, "port %u: link up, %u Mbps", port, link.link_speed);
+		else
+			PORT_LOG(WARNING, "port %u: link down", port);
+		link_seen[port] = now;
+	}
 }
 
 void

@@ -53,7 +53,9 @@ void *xg_crypto_session_create(struct rte_crypto_sym_xform *xf);
 
 void xg_crypto_session_free(void *sess);
 
-/** Stop and close the device. */
+/** Stop and close the device, then free its pools; a session or operation
+ * still out of its pool is logged ("not returned to pool"): with every SA
+ * gone there must be none. */
 void xg_crypto_fini(void);
 
 #endif /* XG_CRYPTO_H */

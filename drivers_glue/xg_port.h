@@ -22,6 +22,13 @@ struct rte_mempool;
  */
 int xg_ports_init(struct rte_mempool *pool, uint16_t nrxq, uint16_t ntxq);
 
+/**
+ * Log each port whose link went up or down since the last call (the first
+ * call logs every port's state). Polled rather than on LSC interrupts: the
+ * virtual PMDs used here (af_packet, pcap) have none. Control thread only.
+ */
+void xg_ports_watch(void);
+
 /** Stop and close every port. */
 void xg_ports_close(void);
 

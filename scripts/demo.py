@@ -23,6 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 XFRMGW = os.path.join(ROOT, "build", "app", "xfrmgw")
 PRELOAD = os.path.join(ROOT, "build", "lib", "libxfrmgw-preload.so")
+SHIM = os.path.join(ROOT, "build", "tests", "uml_xstate.so")
 NS, GW_LAN, A_IF, TAP = "xgdemo-a", "xgdemo-g", "xgdemo-t", "xgdemo-tap"
 PEER_MAC = "02:00:00:00:00:02"
 KEY = "0x00112233445566778899aabbccddeeffa0a1a2a3"
@@ -110,7 +111,7 @@ def peer_script(work, client):
 def main():
     if os.geteuid() != 0:
         sys.exit("run as root")
-    for path in (XFRMGW, PRELOAD, "/usr/bin/linux.uml"):
+    for path in (XFRMGW, PRELOAD, SHIM, "/usr/bin/linux.uml"):
         if not os.path.exists(path):
             sys.exit("missing %s: run scripts/install-deps.sh and scripts/build.sh" % path)
     work = tempfile.mkdtemp(prefix="xgdemo-")
@@ -160,9 +161,10 @@ def main():
             f.write(peer_script(work, os.path.join(work, "cli.py")))
         os.chmod(init, 0o755)
         print("booting the Linux 6.1 peer (user-mode-linux) with host B behind it ...")
-        run("linux.uml mem=256M rootfstype=hostfs rootflags=/ rw init=%s con=null "
+        # The shim lets UML 6.1 run on hosts with AMX (tests/tools/uml_xstate.c).
+        run("LD_PRELOAD=%s linux.uml mem=256M rootfstype=hostfs rootflags=/ rw init=%s con=null "
             "con0=fd:0,fd:1 vec0:transport=tap,ifname=%s < /dev/null > %s/uml.console 2>&1"
-            % (init, TAP, work), check=False, timeout=180)
+            % (SHIM, init, TAP, work), check=False, timeout=180)
         print(open(os.path.join(work, "peer.log")).read().rstrip())
         print("\nper-SA counters in xfrmgw ($ ip -s xfrm state, through the preload library):")
         out = run("ip -s xfrm state", env=env, capture_output=True).stdout

@@ -22,7 +22,13 @@
 #include "xg_dp.h"
 #include "xg_xfrm.h"
 
+RTE_LOG_REGISTER(xg_dp_logtype, xfrmgw.dp, INFO);
+
 #define MAX_SAS (1u << 20)
+
+/* b->rt[i] of an SA the crypto device cannot run: it stays out of this
+ * snapshot (its packets are dropped as having no state), the others go in. */
+static struct xg_sa_rt unusable;
 
 struct build {
 	struct xg_dp *dp;
@@ -270,6 +276,38 @@ sa_port(const struct xg_routes *rt, const struct xg_esp_cfg *c)
 	return nh ? nh->port : -1;
 }
 
+static bool
+was_refused(const struct xg_dp *dp, uint64_t uid)
+{
+	uint32_t i;
+
+	for (i = 0; dp && i < dp->nrefused; i++)
+		if (dp->refused[i] == uid)
+			return true;
+	return false;
+}
+
+/* Keys and algorithms never change under an SA's identity: one the device
+ * refused once is neither tried nor logged again. */
+static struct xg_sa_rt *
+refuse(struct build *b, const struct xg_sa_view *v, int rc)
+{
+	struct xg_dp *dp = b->dp;
+
+	if (!was_refused(b->prev, v->uid))
+		rte_log(RTE_LOG_WARNING, xg_dp_logtype,
+			"dp: SA spi 0x%08x: not in the data plane: %s\n",
+			rte_be_to_cpu_32(v->id->spi), strerror(-rc));
+	if (grow((void **)&dp->refused, &dp->caprefused, dp->nrefused + 1,
+		 sizeof(*dp->refused)))
+		return NULL;
+	dp->refused[dp->nrefused++] = v->uid;
+	return &unusable;
+}
+
+/* The runtime object of an SA: the previous snapshot's, or a new one.
+ * NULL: out of memory; &unusable: the device refused its keys or
+ * algorithms (a lookaside device without ChaCha20-Poly1305, say). */
 static struct xg_sa_rt *
 make_rt(struct build *b, const struct xg_sa_view *v, bool inbound)
 {
@@ -284,6 +322,8 @@ make_rt(struct build *b, const struct xg_sa_view *v, bool inbound)
 		set_limits(rt, v);   /* UPDSA may have changed them */
 		return rt;
 	}
+	if (was_refused(b->prev, v->uid))
+		return refuse(b, v, -EIO);
 	rt = rte_zmalloc("xg_sa_rt", sizeof(*rt), RTE_CACHE_LINE_SIZE);
 	if (rt == NULL)
 		return NULL;
@@ -310,7 +350,7 @@ make_rt(struct build *b, const struct xg_sa_view *v, bool inbound)
 	explicit_bzero(&c, sizeof(c));
 	if (rc) {
 		rte_free(rt);
-		return NULL;
+		return refuse(b, v, rc);
 	}
 	rt->inbound = inbound;
 	set_limits(rt, v);
@@ -330,15 +370,30 @@ make_rt(struct build *b, const struct xg_sa_view *v, bool inbound)
 	return rt;
 }
 
+/* An object make_rt() gave that the snapshot cannot list: the previous
+ * snapshot's goes back to it, a new one is destroyed. */
+static void
+unmake_rt(struct build *b, struct xg_sa_rt *rt)
+{
+	if (b->prev && xg_dp_sa_by_uid(b->prev, rt->uid) == rt) {
+		rt->owner = b->prev;
+		return;
+	}
+	xg_offload_detach(&rt->off);
+	xg_esp_sa_fini(&rt->esp);
+	rte_free(rt);
+}
+
 static int
 add_sa(struct build *b, struct xg_sa_rt *rt)
 {
 	struct xg_dp *dp = b->dp;
 
-	if (dp->nsas == MAX_SAS)
-		return -E2BIG;
-	if (grow((void **)&dp->sas, &b->capsas, dp->nsas + 1, sizeof(*dp->sas)))
-		return -ENOMEM;
+	if (dp->nsas == MAX_SAS ||
+	    grow((void **)&dp->sas, &b->capsas, dp->nsas + 1, sizeof(*dp->sas))) {
+		unmake_rt(b, rt);
+		return dp->nsas == MAX_SAS ? -E2BIG : -ENOMEM;
+	}
 	dp->sas[dp->nsas++] = rt;
 	return 0;
 }
@@ -359,11 +414,15 @@ bind_out_sas(struct build *b)
 		if (k < 0)
 			continue;   /* no SA yet: packets are dropped as XfrmOutNoStates */
 		if (b->rt[k] == NULL) {
-			b->rt[k] = make_rt(b, &b->sav[k], false);
-			if (b->rt[k] == NULL || add_sa(b, b->rt[k]))
-				return -ENOMEM;
+			struct xg_sa_rt *rt = make_rt(b, &b->sav[k], false);
+			int rc = rt == NULL ? -ENOMEM : rt == &unusable ? 0 : add_sa(b, rt);
+
+			if (rc)
+				return rc;
+			b->rt[k] = rt;
 		}
-		p->sa = b->rt[k];
+		if (b->rt[k] != &unusable)
+			p->sa = b->rt[k];
 	}
 	return 0;
 }
@@ -380,6 +439,7 @@ add_in_sas(struct build *b, unsigned int seq)
 	};
 	char name[32];
 	uint32_t i;
+	int rc;
 
 	snprintf(name, sizeof(name), "xg_sad%u", seq);
 	hp.name = name;
@@ -401,9 +461,17 @@ add_in_sas(struct build *b, unsigned int seq)
 		if (rte_hash_lookup(b->dp->sad_in, &key) >= 0)
 			continue;
 		rt = make_rt(b, v, true);
-		if (rt == NULL || add_sa(b, rt) || rte_hash_add_key_data(b->dp->sad_in, &key, rt))
+		if (rt == NULL)
 			return -ENOMEM;
 		b->rt[i] = rt;
+		if (rt == &unusable)
+			continue;
+		rc = add_sa(b, rt);
+		if (rc)
+			return rc;
+		/* Listed in dp->sas now: a failed build hands it back or frees it. */
+		if (rte_hash_add_key_data(b->dp->sad_in, &key, rt))
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -470,6 +538,10 @@ build_ports(struct xg_routes *dp, const struct xg_config *cfg)
 			continue;
 		dp->port[p].up = true;
 		rte_eth_macaddr_get(p, &dp->port[p].mac);
+		/* The configured MTU, else what the port says, else Ethernet's. */
+		dp->port[p].mtu = cfg->port[p].mtu;
+		if (dp->port[p].mtu == 0 && rte_eth_dev_get_mtu(p, &dp->port[p].mtu) != 0)
+			dp->port[p].mtu = RTE_ETHER_MTU;
 		dp->port[p].naddr = cfg->port[p].naddr;
 		memcpy(dp->port[p].addr, cfg->port[p].addr, sizeof(dp->port[p].addr));
 		for (i = 0; i < cfg->port[p].naddr; i++) {
@@ -563,6 +635,8 @@ index_uids(struct xg_dp *dp)
 	dp->by_uid = malloc(sizeof(*dp->by_uid) * (dp->nsas ? dp->nsas : 1));
 	if (dp->by_uid == NULL)
 		return -ENOMEM;
+	if (dp->nsas == 0)
+		return 0;   /* dp->sas may be NULL: no memcpy from it */
 	memcpy(dp->by_uid, dp->sas, sizeof(*dp->sas) * dp->nsas);
 	qsort(dp->by_uid, dp->nsas, sizeof(*dp->by_uid), uid_cmp);
 	return 0;
@@ -662,6 +736,7 @@ xg_dp_free(struct xg_dp *dp)
 	}
 	free(dp->sas);
 	free(dp->by_uid);
+	free(dp->refused);
 	free(dp->pols);
 	if (dp->spd_owned)
 		xg_spd_free(dp->spd);

@@ -93,6 +93,7 @@ struct xg_dp_port {
 	uint16_t exc;                 /**< its exception TAP's port + 1, 0: none */
 	uint16_t exc_of;              /**< an exception TAP: its port + 1 */
 	struct rte_ether_addr mac;
+	uint16_t mtu;                 /**< IP packet bytes the port carries */
 	uint8_t naddr;
 	struct xg_cfg_prefix addr[XG_CFG_MAX_ADDRS];
 };
@@ -159,6 +160,8 @@ struct xg_dp {
 	struct rte_hash *sad_in;      /**< (spi, daddr, family) -> struct xg_sa_rt * */
 	bool default_block[3];        /**< XFRM_POLICY_IN/OUT/FWD without a policy: block */
 	struct xg_sa_rt **by_uid;     /**< sas sorted by uid, for xg_dp_sa_by_uid() */
+	uint64_t *refused;            /**< uids of SAs the crypto device refused */
+	uint32_t nrefused, caprefused;
 };
 
 /** An outbound packet that found no SA: a worker's request for an

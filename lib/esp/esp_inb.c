@@ -53,14 +53,13 @@ parse_one(struct xg_esp_sa *sa, struct rte_mbuf *m, struct inb_pkt *p, struct es
 
 	if (!rte_pktmbuf_is_contiguous(m))
 		return XG_STAT_IN_HDR_ERROR;
+	/* As xfrm_input(): no SPI and sequence number is a header error; with
+	 * them, the replay check comes first and a body too short for the SA
+	 * is the ESP's error (esp_input()). */
 	p->l3 = esp_offset(ip, len);
-	if (p->l3 == 0 || len < p->l3 + fixed + 2 + sa->icv_len)
+	if (p->l3 == 0 || len < p->l3 + ESP_HDR_LEN)
 		return XG_STAT_IN_HDR_ERROR;
 	p->esp = ip + p->l3;
-	body = len - p->l3 - fixed - sa->icv_len;
-	if (body & (sa->align - 1u))   /* align: 4 or 16 */
-		return XG_STAT_IN_STATE_PROTO_ERROR;
-	p->enc_len = body;
 	memcpy(&seql, p->esp + 4, 4);
 	switch (xg_replay_check(&sa->replay, rte_be_to_cpu_32(seql), &p->seq)) {
 	case XG_REPLAY_OK:
@@ -70,6 +69,12 @@ parse_one(struct xg_esp_sa *sa, struct rte_mbuf *m, struct inb_pkt *p, struct es
 	case XG_REPLAY_ZERO:
 		return XG_STAT_IN_STATE_SEQ_ERROR;
 	}
+	if (len < p->l3 + fixed + 2 + sa->icv_len)
+		return XG_STAT_IN_STATE_PROTO_ERROR;
+	body = len - p->l3 - fixed - sa->icv_len;
+	if (body & (sa->align - 1u))   /* align: 4 or 16 */
+		return XG_STAT_IN_STATE_PROTO_ERROR;
+	p->enc_len = body;
 	if (sa->iv_len == 16) {
 		memcpy(c->iv, p->esp + ESP_HDR_LEN, 16);
 	} else if (sa->iv_len == 8) {

@@ -84,11 +84,18 @@ void esp_imb_run(const struct xg_esp_sa *sa, struct esp_vec *v, uint32_t n, uint
  * @return 0 or -1. */
 int esp_random(uint8_t *buf, uint32_t len);
 
+#ifdef XG_FAULT_INJECTION
+/* Fault builds only (esp_fault.c): with XFRMGW_FAULT_CRYPTO="every=N" in
+ * the environment at startup, every Nth operation of the process, all
+ * lcores and both directions together, is reported failed after it ran. */
+void esp_fault_apply(struct esp_vec *v, uint32_t n);
+#endif
+
 /* One CPU-crypto call for @p n entries. AEADs get exactly the ciphertext;
  * cipher + HMAC get the region from the ESP header: the cipher skips the
  * header and IV, and with ESN the high half appended for the HMAC. */
 static inline void
-esp_vec_run(const struct xg_esp_sa *sa, struct esp_vec *v, uint32_t n)
+esp_vec_crypt(const struct xg_esp_sa *sa, struct esp_vec *v, uint32_t n)
 {
 	union rte_crypto_sym_ofs ofs = { .raw = 0 };
 	struct rte_crypto_sym_vec sv;
@@ -117,6 +124,17 @@ esp_vec_run(const struct xg_esp_sa *sa, struct esp_vec *v, uint32_t n)
 	sv.digest = v->dig;
 	sv.status = v->st;
 	rte_cryptodev_sym_cpu_crypto_process(sa->dev, sa->sess, ofs, &sv);
+}
+
+/* The crypto of a run, whichever engine the SA uses; v->st[i] != 0 marks
+ * a failed entry, which the caller drops and counts. */
+static inline void
+esp_vec_run(const struct xg_esp_sa *sa, struct esp_vec *v, uint32_t n)
+{
+	esp_vec_crypt(sa, v, n);
+#ifdef XG_FAULT_INJECTION
+	esp_fault_apply(v, n);
+#endif
 }
 
 #endif /* ESP_PRIV_H */

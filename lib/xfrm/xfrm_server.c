@@ -55,6 +55,8 @@ struct xg_server {
 	int lfd;
 	int epfd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t dev;   /* the socket file bind() made: removed or replaced */
+	ino_t ino;   /* by someone else, it is no longer ours to unlink */
 	struct xg_xfrm *x;
 	struct client *clients;
 	struct xg_server_stats st;
@@ -455,6 +457,7 @@ listen_on(struct xg_server *s, const char *path)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	struct stat st;
 	mode_t old;
 	int rc;
 
@@ -471,10 +474,46 @@ listen_on(struct xg_server *s, const char *path)
 	old = umask(0177);
 	rc = bind(s->lfd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
-	if (rc < 0 || chmod(path, 0600) < 0 || listen(s->lfd, 64) < 0)
+	if (rc < 0 || chmod(path, 0600) < 0 || listen(s->lfd, 64) < 0 || lstat(path, &st) < 0)
 		return -1;
-	strcpy(s->path, path);
+	memmove(s->path, path, strlen(path) + 1);
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
 	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev);
+}
+
+static bool
+path_is_ours(const struct xg_server *s)
+{
+	struct stat st;
+
+	return lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino;
+}
+
+int
+xg_server_check_path(struct xg_server *s)
+{
+	char path[sizeof(s->path)];
+	struct stat st;
+	int old = s->lfd;
+
+	if (lstat(s->path, &st) == 0 || errno != ENOENT)
+		return 0;   /* ours, or another's now: either way not to touch */
+	/* Connected clients keep their sockets; new ones find a new file. */
+	memcpy(path, s->path, sizeof(path));
+	epoll_ctl(s->epfd, EPOLL_CTL_DEL, old, NULL);
+	if (listen_on(s, path) < 0) {
+		int err = errno;
+
+		if (s->lfd >= 0 && s->lfd != old)
+			close(s->lfd);
+		s->lfd = old;
+		epoll_ctl(s->epfd, EPOLL_CTL_ADD, old,
+			  &(struct epoll_event){ .events = EPOLLIN, .data.ptr = NULL });
+		return -err;
+	}
+	close(old);
+	return 1;
 }
 
 /* The host's net.core.xfrm_acq_expires, as the kernel reads its own when
@@ -554,7 +593,8 @@ xg_server_destroy(struct xg_server *s)
 	while (s->clients)
 		client_free(s->clients);
 	close(s->lfd);
-	unlink(s->path);
+	if (path_is_ours(s))
+		unlink(s->path);
 	close(s->epfd);
 	xg_xfrm_destroy(s->x);
 	free(s);

@@ -45,10 +45,18 @@ struct xg_xfrm *xg_server_xfrm(struct xg_server *s);
  */
 int xg_server_poll(struct xg_server *s, int timeout_ms);
 
+/**
+ * Recreate the socket file if it was removed under the running server
+ * (clients already connected keep being served); a file another process
+ * put at the path is left alone. Call from the polling thread.
+ * @return 1 recreated, 0 nothing to do, or a negative errno.
+ */
+int xg_server_check_path(struct xg_server *s);
+
 /** Counters since creation. */
 void xg_server_stats(const struct xg_server *s, struct xg_server_stats *st);
 
-/** Close every client, remove the socket file, free everything. */
+/** Close every client, remove the socket file (if still ours), free everything. */
 void xg_server_destroy(struct xg_server *s);
 
 #endif /* XG_SERVER_H */

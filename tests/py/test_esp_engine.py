@@ -73,6 +73,7 @@ def run_tool(tmp, args, packets, crypto=None):
     env = dict(os.environ, XFRMGW_CRYPTO=crypto) if crypto else None
     p = subprocess.run([TOOL] + args + ["in=" + src, "out=" + dst], capture_output=True,
                        text=True, timeout=60, env=env)
+    conftest.assert_clean_exit(p.stdout + p.stderr)
     assert p.returncode == 0, p.stdout + p.stderr
     counts = {}
     for line in p.stdout.splitlines():

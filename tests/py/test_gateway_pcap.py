@@ -109,11 +109,12 @@ def test_pcap_ports(tmp_path):
         time.sleep(1.0)
     finally:
         gw.send_signal(signal.SIGTERM)
-        gw.wait(timeout=20)
+        gw.wait(timeout=30)
         for f in feeders:
             f.go.set()
     log.seek(0)
     text = log.read()
+    conftest.assert_clean_exit(text)
     assert gw.returncode == 0, text
     sa_out = SecurityAssociation(ESP, spi=0x100, crypt_algo="AES-GCM", crypt_key=KEY_B,
                                  tunnel_header=IP(src="192.0.2.1", dst="192.0.2.2"))

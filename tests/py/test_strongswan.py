@@ -220,9 +220,10 @@ def start_gateway(net, tmp_path, extra=""):
 
 def stop_gateway(p, log):
     p.terminate()
-    p.wait(timeout=20)
+    p.wait(timeout=30)
     log.seek(0)
     text = log.read()
+    conftest.assert_clean_exit(text)
     return text, {m.group(1): int(m.group(2))
                   for m in re.finditer(r"counter (\w+)\s+(\d+)", text)}
 

@@ -249,7 +249,7 @@ def results(tmp_path_factory):
         gw = run_probe(cases, str(tmp / "g.json"), env=d.env())
         assert d.alive(), d.output()
     finally:
-        d.stop()
+        d.stop_clean()
     return dict(zip(CASES, zip(kernel, gw)))
 
 

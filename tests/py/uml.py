@@ -20,6 +20,21 @@ MODULES = "xfrm_user xfrm_algo esp4 esp6 ah4 ah6 xfrm_ipcomp ipcomp ipcomp6 gcm 
           "xfrm6_tunnel tunnel6 xfrm4_tunnel ipv6"
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Never the sanitized build's copy: linux.uml is not built with ASan.
+XSTATE_SHIM = os.path.join(ROOT, "build", "tests", "uml_xstate.so")
+
+
+def uml_env():
+    """The environment for linux.uml: tests/tools/uml_xstate.c preloaded,
+    without which UML 6.1 kills init on hosts with AMX."""
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if os.path.exists(XSTATE_SHIM):
+        env["LD_PRELOAD"] = XSTATE_SHIM
+    return env
+
+
 def available():
     return os.path.exists("/usr/bin/linux.uml") and glob.glob("/usr/lib/uml/modules/*")
 
@@ -63,7 +78,7 @@ def run(commands, timeout=240, tap=None, netns=None):
                         "init=" + init, "con=null", "con0=fd:0,fd:1"] +
                        (["vec0:transport=tap,ifname=" + tap] if tap else []),
                        stdin=subprocess.DEVNULL, stdout=con, stderr=subprocess.STDOUT,
-                       timeout=timeout, check=False)
+                       timeout=timeout, check=False, env=uml_env())
     if not os.path.exists(os.path.join(work, "booted")):
         raise RuntimeError("UML did not boot; console in " + console)
     results = []
