@@ -715,7 +715,9 @@ next_frame(struct in *in, uint8_t kind)
 /* Poison what lies after the frame in its buffer (see the top). ARP
  * requests and neighbour solicitations are answered in place and may grow
  * to the answer's size (rte_pktmbuf_append(), which ASan cannot see):
- * their tail is poisoned from there. */
+ * their tail is poisoned from there. IP fragments are not poisoned at
+ * all: reassembly (rte_pktmbuf_linearize(), not instrumented) fills the
+ * first fragment's tailroom with the others. */
 static void
 poison_tail(struct rte_mbuf *m, bool on)
 {
@@ -726,6 +728,10 @@ poison_tail(struct rte_mbuf *m, bool on)
 		ASAN_UNPOISON_MEMORY_REGION(m->buf_addr, m->buf_len);
 		return;
 	}
+	if (len >= 22 && f[12] == 0x08 && f[13] == 0x00 && ((f[20] & 0x3f) | f[21]))
+		return;
+	if (len >= 21 && f[12] == 0x86 && f[13] == 0xdd && f[20] == 44)
+		return;
 	if (len >= 14 && f[12] == 0x08 && f[13] == 0x06)
 		from = RTE_MAX(len, (uint16_t)42);
 	else if (len >= 21 && f[12] == 0x86 && f[13] == 0xdd && f[20] == IPPROTO_ICMPV6)

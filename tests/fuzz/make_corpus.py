@@ -250,7 +250,7 @@ def make_xfrm():
 # ---- fuzz_esp_in ----
 
 def make_esp():
-    from scapy.all import Ether, IP, IPv6, UDP, ICMP, TCP, ARP, Raw
+    from scapy.all import Ether, IP, IPv6, UDP, ICMP, TCP, ARP, Raw, fragment
     from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr
     from scapy.layers.ipsec import SecurityAssociation, ESP
 
@@ -315,6 +315,10 @@ def make_esp():
     s["raw-scapy-gcm"] = raw(eth / gcm.encrypt(IP(inner4(0)), seq_num=3, iv=b"\1" * 8))
     s["raw-scapy-cbc"] = raw(eth / cbc.encrypt(IP(inner4(1)), seq_num=3, iv=b"\2" * 16))
     s["raw-scapy-gcm6"] = raw(eth / gcm6.encrypt(IPv6(inner6), seq_num=3, iv=b"\3" * 8))
+    # ESP in IPv4 fragments (reassembled before decryption), in order and not.
+    frags = fragment(gcm.encrypt(IP(inner4(0, n=200)), seq_num=4, iv=b"\4" * 8), fragsize=96)
+    s["raw-esp-fragments"] = b"".join(raw(eth / f) for f in frags)
+    s["raw-esp-fragments-reversed"] = b"".join(raw(eth / f) for f in reversed(frags))
     s["raw-esp-unknown-spi"] = raw(eth / IP(src="192.0.2.2", dst="192.0.2.1", proto=50) /
                                    Raw(struct.pack("!II", 0x9999, 1) + b"z" * 40))
     s["raw-esp-short"] = raw(eth / IP(src="192.0.2.2", dst="192.0.2.1", proto=50) / Raw(b"\0\0"))
