@@ -240,8 +240,15 @@ nd_in(struct ctx *c, uint16_t port, struct rte_mbuf *m)
 		return true;
 	}
 	/* Advertisement: to the soliciting node (all nodes if it had no
-	 * address yet), from the target, with our link-layer address. */
-	rte_pktmbuf_trim(m, (uint16_t)(len - 40 - 32));
+	 * address yet), from the target, with our link-layer address: 32
+	 * bytes of ICMPv6, 8 more than a solicitation without options (a
+	 * unicast NUD probe) brings. */
+	if (len > 40 + 32)
+		rte_pktmbuf_trim(m, (uint16_t)(len - 40 - 32));
+	else if (len < 40 + 32 && rte_pktmbuf_append(m, (uint16_t)(40 + 32 - len)) == NULL) {
+		drop(c, m, XG_STAT_MBUF_ALLOC);
+		return true;
+	}
 	if (memcmp(ip + 8, unspec, 16) == 0) {
 		static const uint8_t all_nodes[16] = { 0xff, 0x02, [15] = 1 };
 
@@ -365,6 +372,32 @@ solicit(struct ctx *c, uint16_t port, uint8_t family, const uint8_t *addr)
 		nd_solicit(c, port, addr, frame);
 	count(c, XG_STAT_NEIGH_SOLICITED);
 	queue_tx(c, port, m);
+}
+
+/* The IP header against the frame, as ip_rcv_core() and ipv6_rcv() check
+ * it: a header that lies about its lengths or has a bad checksum is
+ * dropped; bytes after the packet (Ethernet padding) are cut off, so that
+ * they are neither forwarded nor encrypted. */
+static bool
+ip_sane(struct rte_mbuf *m)
+{
+	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t len = rte_pktmbuf_data_len(m), ihl, tot;
+
+	if ((ip[0] >> 4) == 4) {
+		ihl = (ip[0] & 0xfu) * 4;
+		tot = (uint32_t)(ip[2] << 8 | ip[3]);
+		if (ihl < 20 || tot < ihl || tot > len || rte_raw_cksum(ip, ihl) != 0xffff)
+			return false;
+	} else {
+		if (len < 40)
+			return false;
+		tot = 40 + (uint32_t)(ip[4] << 8 | ip[5]);
+		if (tot > len)
+			return false;
+	}
+	rte_pktmbuf_trim(m, (uint16_t)(len - tot));
+	return true;
 }
 
 static uint8_t
@@ -1087,6 +1120,12 @@ forward_burst(struct ctx *c, struct pkt *v, uint16_t n)
 		struct pkt *p = &v[i];
 		const void *key;
 
+		/* A decrypted packet is checked as a received one is (the
+		 * kernel's decapsulated packet goes through ip_rcv() again). */
+		if (p->sa && !ip_sane(p->m)) {
+			drop(c, p->m, XG_STAT_RX_BAD_IP);
+			continue;
+		}
 		p->family = family_of(p->m);
 		if (!key_of(p->m, &p->key.k4, &p->key.k6, &key)) {
 			drop(c, p->m, XG_STAT_RX_BAD_IP);
@@ -1543,32 +1582,6 @@ ip_in(struct ctx *c, uint16_t port, struct rte_mbuf *m, struct rx_lists *l)
 	l->fwd[l->nfwd++].sa = NULL;
 }
 
-/* The IP header against the frame, as ip_rcv_core() and ipv6_rcv() check
- * it: a header that lies about its lengths or has a bad checksum is
- * dropped; bytes after the packet (Ethernet padding) are cut off, so that
- * they are neither forwarded nor encrypted. */
-static bool
-ip_sane(struct rte_mbuf *m)
-{
-	const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *);
-	uint32_t len = rte_pktmbuf_data_len(m), ihl, tot;
-
-	if ((ip[0] >> 4) == 4) {
-		ihl = (ip[0] & 0xfu) * 4;
-		tot = (uint32_t)(ip[2] << 8 | ip[3]);
-		if (ihl < 20 || tot < ihl || tot > len || rte_raw_cksum(ip, ihl) != 0xffff)
-			return false;
-	} else {
-		if (len < 40)
-			return false;
-		tot = 40 + (uint32_t)(ip[4] << 8 | ip[5]);
-		if (tot > len)
-			return false;
-	}
-	rte_pktmbuf_trim(m, (uint16_t)(len - tot));
-	return true;
-}
-
 /* Layer 2 of one received frame: ARP, neighbour discovery and the
  * exception path are handled here; IP goes on to ip_in(). */
 static void
@@ -1629,6 +1642,37 @@ rx_burst(struct ctx *c, uint16_t port, struct rte_mbuf **mb, uint16_t n)
 	rte_ip_frag_free_death_row(&c->dr, 0);
 }
 
+/* A received burst of @p n (> 0) packets, start to finish. */
+static void
+rx_round(struct ctx *c, uint16_t port, struct rte_mbuf **mb, uint16_t n)
+{
+	xg_stats_add(c->w->stats, XG_STAT_RX_PACKETS, n);
+	/* The newest tables for every burst; whatever the control thread
+	 * publishes meanwhile, they stay valid until our next quiescent
+	 * report. */
+	c->dp = __atomic_load_n(&xg_shared.dp, __ATOMIC_ACQUIRE);
+	rx_burst(c, port, mb, n);
+	flush_tx(c);
+}
+
+void
+xg_worker_rx_once(struct xg_worker *w, uint16_t port, struct rte_mbuf **mb, uint16_t n)
+{
+	struct ctx c;
+	uint16_t k;
+
+	memset(&c, 0, sizeof(c));
+	c.w = w;
+	/* As xg_worker_main()'s; fragments are held for this call only. */
+	c.frag = rte_ip_frag_table_create(128, 4, 512, rte_get_tsc_hz() * 30, rte_socket_id());
+	for (; n; n -= k, mb += k) {
+		k = RTE_MIN(n, (uint16_t)BURST);
+		rx_round(&c, port, mb, k);
+	}
+	if (c.frag)
+		rte_ip_frag_table_destroy(c.frag);
+}
+
 int
 xg_worker_main(void *arg)
 {
@@ -1654,13 +1698,7 @@ xg_worker_main(void *arg)
 			if (n == 0)
 				continue;
 			busy = true;
-			xg_stats_add(w->stats, XG_STAT_RX_PACKETS, n);
-			/* The newest tables for every burst; whatever the control
-			 * thread publishes meanwhile, they stay valid until our
-			 * next quiescent report. */
-			c.dp = __atomic_load_n(&xg_shared.dp, __ATOMIC_ACQUIRE);
-			rx_burst(&c, w->rxq[q].port, mb, n);
-			flush_tx(&c);
+			rx_round(&c, w->rxq[q].port, mb, n);
 		}
 		rte_rcu_qsbr_quiescent(xg_shared.qsbr, w->tid);
 		/* How long one round took: a stall (the longest round) would

@@ -67,6 +67,18 @@ struct xg_shared {
 
 extern struct xg_shared xg_shared;
 
+/**
+ * One round of the poll loop for a burst already received: the same
+ * stages (layer 2, inbound ESP, forwarding) and transmission as
+ * xg_worker_main() runs for each rx_burst, for tests and fuzz targets that
+ * feed packets themselves, in bursts of at most 32. Takes ownership of
+ * the packets of @p mb: every one is sent or freed before it returns
+ * (fragments still waiting for the rest of their packet included).
+ * Thread-safety: as a worker; never concurrently with @p w's own loop.
+ */
+struct rte_mbuf;
+void xg_worker_rx_once(struct xg_worker *w, uint16_t port, struct rte_mbuf **mb, uint16_t n);
+
 /** The poll loop (rte_eal_remote_launch entry); arg is a struct xg_worker. */
 int xg_worker_main(void *arg);
 

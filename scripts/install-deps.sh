@@ -4,7 +4,7 @@ set -eu
 PKGS="build-essential pkg-config libmnl-dev meson ninja-build dpdk-dev libdpdk-dev libipsec-mb-dev
       iproute2 kmod user-mode-linux python3 python3-pytest python3-scapy python3-cryptography
       strace strongswan-charon strongswan-swanctl libstrongswan-standard-plugins libcharon-extra-plugins iputils-ping ethtool procps
-      dpdk-doc"
+      dpdk-doc clang-14 libclang-rt-14-dev llvm-14 libssl-dev"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -16,4 +16,5 @@ rc=0
 # Then the unit tests and a subset of tests/py again, under ASan, UBSan
 # and LeakSanitizer (build-asan); either stage failing fails the run.
 sh tests/san/run.sh || rc=$?
+sh tests/fuzz/run.sh 60 || rc=$?
 exit $rc

@@ -359,7 +359,9 @@ rcv_one(struct xg_xfrm *x, const struct xg_xfrm_peer *peer, const struct nlmsghd
 	int err;
 
 	memset(fixed, 0, sizeof(fixed));
-	memcpy(fixed, NLMSG_DATA(nlh), plen < sizeof(fixed) ? plen : sizeof(fixed));
+	/* Not NLMSG_DATA(): it casts the const away (clang -Wcast-qual). */
+	memcpy(fixed, (const uint8_t *)nlh + NLMSG_HDRLEN,
+	       plen < sizeof(fixed) ? plen : sizeof(fixed));
 	if (!(nlh->nlmsg_flags & NLM_F_REQUEST) || nlh->nlmsg_type < NLMSG_MIN_TYPE)
 		err = 0;
 	else

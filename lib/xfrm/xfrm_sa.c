@@ -1098,6 +1098,9 @@ xg_sa_flush(struct xg_req *r)
 						     r->nlh->nlmsg_pid, sizeof(*p));
 
 		memcpy(NLMSG_DATA(nlh), p, sizeof(*p));
+		/* nlmsg_end(): the length covers the padding of the 1-byte
+		 * payload, as the datagram does (20, not 17). */
+		xg_nl_end(&b);
 		xg_notify(r->x, 1u << (XFRMNLGRP_SA - 1), buf, b.len);
 	}
 	return 0;
@@ -1253,14 +1256,17 @@ replay_events(struct xg_xfrm *x, uint64_t now)
 		return;
 	for (w = x->sa_all.next; w != &x->sa_all; w = w->next) {
 		struct xg_sa *sa = xg_sa_of(w);
-		uint32_t seq = sa->replay_esn ? sa->replay_esn->seq : sa->replay.seq;
-		uint32_t oseq = sa->replay_esn ? sa->replay_esn->oseq : sa->replay.oseq;
 		uint8_t buf[XG_MSG_MAX];
 		struct xg_nlbuf b = { .buf = buf, .cap = sizeof(buf) };
-		uint32_t event;
+		uint32_t event, seq, oseq;
 		size_t len;
 
-		if (w->walker || sa->larval || (seq == sa->pre_seq && oseq == sa->pre_oseq))
+		/* A dump's walker is no SA: not one field of it may be read. */
+		if (w->walker || sa->larval)
+			continue;
+		seq = sa->replay_esn ? sa->replay_esn->seq : sa->replay.seq;
+		oseq = sa->replay_esn ? sa->replay_esn->oseq : sa->replay.oseq;
+		if (seq == sa->pre_seq && oseq == sa->pre_oseq)
 			continue;
 		if (sa->replay_maxdiff && (seq - sa->pre_seq >= sa->replay_maxdiff ||
 					   oseq - sa->pre_oseq >= sa->replay_maxdiff))

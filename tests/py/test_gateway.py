@@ -274,6 +274,10 @@ def test_arp_and_nd(topo, tmp_path):
             Ether(src=me, dst=in6_getnsmac(inet_pton(sk.AF_INET6, nsma))) /
             IPv6(src="2001:db8:1::1", dst=nsma, hlim=255) /
             ICMPv6ND_NS(tgt="2001:db8:1::fe") / ICMPv6NDOptSrcLLAddr(lladdr=me),
+            # A unicast NUD probe: no source link-layer option, 8 bytes
+            # shorter than the advertisement that answers it.
+            Ether(src=me, dst=gw) / IPv6(src="2001:db8:1::1", dst="2001:db8:1::fe", hlim=255) /
+            ICMPv6ND_NS(tgt="2001:db8:1::fe"),
         ]
         got = [f for f in exchange(t, tmp_path, "lan", frames, rx_side="lan")
                if f[Ether].src == gw]
@@ -282,19 +286,21 @@ def test_arp_and_nd(topo, tmp_path):
         assert arp[0][ARP].psrc == "10.1.0.254" and arp[0][ARP].pdst == "10.1.0.1"
         assert arp[0][Ether].dst == me
         na = [f for f in got if f.haslayer(ICMPv6ND_NA)]
-        assert len(na) == 1, [f.summary() for f in got]
-        f = na[0]
-        assert f[Ether].dst == me and f[IPv6].dst == "2001:db8:1::1" and f[IPv6].hlim == 255
-        assert f[ICMPv6ND_NA].tgt == "2001:db8:1::fe" and f[ICMPv6ND_NA].S == 1
-        assert f[ICMPv6NDOptDstLLAddr].lladdr == gw
-        # The checksum the gateway computed is the one scapy computes.
-        cs = f[ICMPv6ND_NA].cksum
-        del f[ICMPv6ND_NA].cksum
-        assert IPv6(bytes(f[IPv6]))[ICMPv6ND_NA].cksum == cs
+        assert len(na) == 2, [f.summary() for f in got]
+        for f in na:
+            assert f[Ether].dst == me and f[IPv6].dst == "2001:db8:1::1" and f[IPv6].hlim == 255
+            assert f[ICMPv6ND_NA].tgt == "2001:db8:1::fe" and f[ICMPv6ND_NA].S == 1
+            assert f[ICMPv6NDOptDstLLAddr].lladdr == gw
+            # Whole: the payload length is what the frame holds.
+            assert f[IPv6].plen == 32 == len(bytes(f[IPv6].payload)), f.show(dump=True)
+            # The checksum the gateway computed is the one scapy computes.
+            cs = f[ICMPv6ND_NA].cksum
+            del f[ICMPv6ND_NA].cksum
+            assert IPv6(bytes(f[IPv6]))[ICMPv6ND_NA].cksum == cs
     finally:
         rc, text, counters = stop_gateway(p, log)
     assert rc == 0, text
-    assert counters.get("XgArpReplied") == 1 and counters.get("XgNdReplied") == 1, text
+    assert counters.get("XgArpReplied") == 1 and counters.get("XgNdReplied") == 2, text
 
 
 def test_policy_check_edges(topo, tmp_path):
