@@ -31,6 +31,7 @@ import conftest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 from test_gateway import forwarded, topo  # noqa: F401 (topo: the netns fixture)
+from test_gateway_pcap import pcap_header, pcap_record
 
 KEYS = {spi: bytes([spi & 0xff] * 16) + bytes([0xca, 0xfe, spi & 0xff, 0x01])
         for spi in (0x100, 0x101, 0x200, 0x201, 0x300, 0x400)}
@@ -86,15 +87,6 @@ def back_inner(src, i):
 
 
 # ---------------------------------------------------------------- the gateway
-def pcap_header():
-    return struct.pack("=IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1)
-
-
-def pcap_record(frame):
-    b = raw(frame)
-    return struct.pack("=IIII", 0, 0, len(b), len(b)) + b
-
-
 class Stream(threading.Thread):
     """Feeds both FIFOs in lockstep: for i in 0.., gen(i) gives (lan frame or
     None, wan frame or None); one pair every @p pace seconds. net_pcap reads

@@ -100,11 +100,12 @@ def start_gateway(tmp_path, t, extra_conf=None, lcores="0,1", qpairs=1, netns=No
     return p, log, env
 
 
-def telemetry(cmd):
-    """Ask the running gateway's rte_telemetry socket (dpdk-telemetry.py's)."""
+def telemetry(cmd, path=None):
+    """Ask the running gateway's rte_telemetry socket (dpdk-telemetry.py's):
+    start_gateway's unless @p path says which."""
     import json
     import socket
-    path = "/var/run/dpdk/xgt%d/dpdk_telemetry.v2" % os.getpid()
+    path = path or "/var/run/dpdk/xgt%d/dpdk_telemetry.v2" % os.getpid()
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.connect(path)
     s.recv(16384)   # the greeting

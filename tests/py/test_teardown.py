@@ -7,20 +7,18 @@ The checks run at exit: status 0, the socket removed, no mbuf or crypto
 object missing from its pool. Under tests/san/run.sh the same runs also
 put every allocation the teardown forgot in front of LeakSanitizer.
 """
-import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 
 import pytest
 
 import conftest
+from test_gateway import telemetry
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -110,16 +108,6 @@ def load(run, path, n_extra_policies=0):
     return out
 
 
-def telemetry(path, cmd):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    s.connect(path)
-    s.recv(16384)   # the greeting
-    s.send(cmd.encode())
-    reply = json.loads(s.recv(65536).decode())
-    s.close()
-    return reply[cmd]
-
-
 def test_stop_with_state_and_clients(daemon):
     out = load(daemon.sh, daemon.sock + ".batch", n_extra_policies=1000)
     assert "OUT %d" % (len(ALGS) + 1000) in out, out
@@ -169,7 +157,7 @@ def test_stop_gateway_with_sas(tmp_path, crypto):
         holder = hold_clients(env)
         time.sleep(0.5)
         assert gw.poll() is None, open(tmp_path / "gw.log").read()
-        dp = telemetry("/var/run/dpdk/xgtd%d/dpdk_telemetry.v2" % os.getpid(), "/xfrmgw/dp")
+        dp = telemetry("/xfrmgw/dp", "/var/run/dpdk/xgtd%d/dpdk_telemetry.v2" % os.getpid())
     finally:
         gw.send_signal(signal.SIGTERM)
         try:
