@@ -344,7 +344,7 @@ crypt_key_ok(const struct xfrm_algo *ealg)
 	if (xg_algo_crypt(ealg->alg_name, &keys) == NULL)
 		return false;
 	for (i = 0; keys[i]; i++)
-		if (keys[i] == 0xffff || keys[i] == ealg->alg_key_len)
+		if (keys[i] == 0xffff ? ealg->alg_key_len == 0 : keys[i] == ealg->alg_key_len)
 			return true;
 	return false;
 }
