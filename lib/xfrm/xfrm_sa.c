@@ -59,7 +59,10 @@ sa_lookup(struct xg_xfrm *x, uint32_t mark, const xfrm_address_t *daddr, uint32_
 {
 	struct xg_sa *sa;
 
-	/* A larval state without an SPI is not in the kernel's SPI hash. */
+	/* No state with SPI 0 is in the kernel's SPI hash (larval or added so):
+	 * GETSA/DELSA/NEWAE cannot find it, a second NEWSA adds another one. */
+	if (spi == 0)
+		return NULL;
 	for (sa = x->sa_hash[sa_hash(daddr, spi, proto)]; sa; sa = sa->hnext)
 		if (sa->family == family && sa->id.spi == spi && sa->id.proto == proto &&
 		    (!sa->larval || sa->id.spi) &&
