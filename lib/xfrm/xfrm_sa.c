@@ -237,7 +237,8 @@ verify_newsa(const struct xfrm_usersa_info *p, const struct xg_nla *tb, struct x
 		err = verify_replay(p, tb, e);
 	if (err)
 		return err;
-	if (p->mode >= XFRM_MODE_MAX) {
+	/* IN_TRIGGER is a policy template mode, never an SA's. */
+	if (p->mode >= XFRM_MODE_MAX || p->mode == XFRM_MODE_IN_TRIGGER) {
 		e->msg = "Unsupported mode";
 		return -EINVAL;
 	}
