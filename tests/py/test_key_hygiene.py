@@ -158,9 +158,12 @@ def test_no_key_left_in_memory(gw):
     assert leaks(gw.memory(stack=False), dict(keys(), new=NEW_KEY)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="a copy of the GCM NEWSA request (usersa_info tail, "
-                   "ALG_AEAD attribute with key and salt) stays on the main thread's stack; "
-                   "not located yet")
+# Known leak, not yet located: after a GCM NEWSA, bytes laid out as the
+# request (usersa_info tail, ALG_AEAD attribute with key and salt) appear on
+# the main thread's stack a few hundred bytes below rcv_one()'s frame entry,
+# written after the NEWSA's notify and before the next request (no workers,
+# so not the data-plane build); CBC+HMAC keys do not stay.
+@pytest.mark.xfail(strict=True, reason="GCM key copy left on the main thread's stack")
 def test_no_key_left_on_the_main_stack(gw):
     add_sas(gw)
     rekey_delete_flush(gw)
