@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,7 @@ struct options {
 	const char *config_path;   /* NULL: embedded defaults */
 	unsigned int run_seconds;  /* 0: until signalled */
 	unsigned int mbufs;        /* packet buffers in the pool */
+	gid_t socket_gid;          /* admitted to the XFRM socket; -1: root only */
 };
 
 static volatile sig_atomic_t stop;
@@ -61,6 +63,7 @@ usage(const char *prog)
 {
 	printf("Usage: %s [EAL options] -- [options]\n"
 	       "  --xfrm-socket PATH   XFRM netlink control socket (default %s)\n"
+	       "  --xfrm-socket-group NAME|GID  also admit this group to the socket (0660)\n"
 	       "  --config FILE        configuration (rte_cfgfile INI, see conf/xfrmgw.conf)\n"
 	       "  --run-seconds N      exit after N seconds (0: run until SIGTERM/SIGINT)\n"
 	       "  --mbufs N            packet buffers (default %u; net_pcap's infinite_rx\n"
@@ -73,11 +76,34 @@ usage(const char *prog)
 #endif
 }
 
+/* A group name, else a number; "-1" (no group) is not a group. */
+static int
+parse_group(const char *arg, gid_t *gid)
+{
+	struct group *gr = getgrnam(arg);
+	unsigned long n;
+	char *end;
+
+	if (gr) {
+		*gid = gr->gr_gid;
+		return 0;
+	}
+	errno = 0;
+	n = strtoul(arg, &end, 10);
+	if (*arg < '0' || *arg > '9' || *end || errno || n >= (gid_t)-1) {
+		fprintf(stderr, "--xfrm-socket-group: no group %s\n", arg);
+		return -1;
+	}
+	*gid = (gid_t)n;
+	return 0;
+}
+
 static int
 parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 		{ "xfrm-socket", required_argument, NULL, 's' },
+		{ "xfrm-socket-group", required_argument, NULL, 'g' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "run-seconds", required_argument, NULL, 't' },
 		{ "mbufs", required_argument, NULL, 'm' },
@@ -91,6 +117,7 @@ parse_options(int argc, char **argv, struct options *o)
 	o->config_path = NULL;
 	o->run_seconds = 0;
 	o->mbufs = NB_MBUF;
+	o->socket_gid = (gid_t)-1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -99,6 +126,10 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'c':
 			o->config_path = optarg;
+			break;
+		case 'g':
+			if (parse_group(optarg, &o->socket_gid) < 0)
+				return -EINVAL;
 			break;
 		case 't':
 			o->run_seconds = (unsigned int)strtoul(optarg, &end, 10);
@@ -865,7 +896,7 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out_ports;
 	}
-	srv = xg_server_create(o.socket_path);
+	srv = xg_server_create_group(o.socket_path, o.socket_gid);
 	if (srv == NULL) {
 		MAIN_LOG(ERR, "XFRM socket %s: %s", o.socket_path, strerror(errno));
 		rc = 1;

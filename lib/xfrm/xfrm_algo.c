@@ -38,7 +38,7 @@ static const char *const auth_compat[] = { "sha1", "sha256", NULL, NULL };
 struct crypt_desc {
 	const char *name;
 	const char *compat;
-	uint16_t keys[5];   /* 0-terminated; { 0xffff } = any length */
+	uint16_t keys[5];   /* 0-terminated; { 0xffff } = no key at all */
 };
 
 static const struct crypt_desc crypts[] = {

@@ -171,14 +171,17 @@ xg_nl_build_ack(uint8_t *out, size_t cap, const struct nlmsghdr *req, int err, u
 	uint16_t flags = 0;
 	struct nlmsgerr e;
 	struct nlmsghdr *nlh;
+	int full = err && !cap_ack;
 
-	if (err && !cap_ack)
+	if (full)
 		echo = req->nlmsg_len - NLMSG_HDRLEN;
 	/* One reply must fit one datagram of at most cap bytes: cap the echo
 	 * rather than lose the answer (the client still gets the errno). */
 	if (NLMSG_SPACE(sizeof(e) + echo) + tlv > cap)
-		echo = 0;
-	if (!echo)
+		echo = 0, full = 0;
+	/* The kernel's flag says whether the request was echoed, even when its
+	 * payload was empty (a bare header): NLM_F_CAPPED only when it was not. */
+	if (!full)
 		flags |= NLM_F_CAPPED;
 	if (tlv)
 		flags |= NLM_F_ACK_TLVS;

@@ -59,7 +59,10 @@ sa_lookup(struct xg_xfrm *x, uint32_t mark, const xfrm_address_t *daddr, uint32_
 {
 	struct xg_sa *sa;
 
-	/* A larval state without an SPI is not in the kernel's SPI hash. */
+	/* No state with SPI 0 is in the kernel's SPI hash (larval or added so):
+	 * GETSA/DELSA/NEWAE cannot find it, a second NEWSA adds another one. */
+	if (spi == 0)
+		return NULL;
 	for (sa = x->sa_hash[sa_hash(daddr, spi, proto)]; sa; sa = sa->hnext)
 		if (sa->family == family && sa->id.spi == spi && sa->id.proto == proto &&
 		    (!sa->larval || sa->id.spi) &&
@@ -234,7 +237,8 @@ verify_newsa(const struct xfrm_usersa_info *p, const struct xg_nla *tb, struct x
 		err = verify_replay(p, tb, e);
 	if (err)
 		return err;
-	if (p->mode >= XFRM_MODE_MAX) {
+	/* IN_TRIGGER is a policy template mode, never an SA's. */
+	if (p->mode >= XFRM_MODE_MAX || p->mode == XFRM_MODE_IN_TRIGGER) {
 		e->msg = "Unsupported mode";
 		return -EINVAL;
 	}
@@ -344,7 +348,7 @@ crypt_key_ok(const struct xfrm_algo *ealg)
 	if (xg_algo_crypt(ealg->alg_name, &keys) == NULL)
 		return false;
 	for (i = 0; keys[i]; i++)
-		if (keys[i] == 0xffff || keys[i] == ealg->alg_key_len)
+		if (keys[i] == 0xffff ? ealg->alg_key_len == 0 : keys[i] == ealg->alg_key_len)
 			return true;
 	return false;
 }

@@ -57,6 +57,7 @@ struct xg_server {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	dev_t dev;   /* the socket file bind() made: removed or replaced */
 	ino_t ino;   /* by someone else, it is no longer ours to unlink */
+	gid_t gid;   /* the group admitted besides root and our euid, or -1 */
 	struct xg_xfrm *x;
 	struct client *clients;
 	struct xg_server_stats st;
@@ -304,15 +305,54 @@ client_free(struct client *c)
 	free(c);
 }
 
+/* Is @p gid among the supplementary groups of process @p pid? SO_PEERCRED
+ * gives the peer's pid as of connect(); its groups are read then, once. */
 static bool
-peer_privileged(int fd)
+pid_in_group(pid_t pid, gid_t gid)
+{
+	char path[64], line[4096];
+	bool in = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return false;
+	while (!in && fgets(line, sizeof(line), f)) {
+		char *p = line + 7, *end;
+
+		if (strncmp(line, "Groups:", 7) != 0)
+			continue;
+		for (;;) {
+			unsigned long g = strtoul(p, &end, 10);
+
+			if (end == p)
+				break;
+			if ((gid_t)g == gid) {
+				in = true;
+				break;
+			}
+			p = end;
+		}
+		break;
+	}
+	fclose(f);
+	return in;
+}
+
+static bool
+peer_privileged(const struct xg_server *s, int fd)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
 		return false;
-	return cr.uid == 0 || cr.uid == geteuid();
+	if (cr.uid == 0 || cr.uid == geteuid())
+		return true;
+	if (s->gid == (gid_t)-1)
+		return false;
+	return cr.gid == s->gid || pid_in_group(cr.pid, s->gid);
 }
 
 static void
@@ -333,7 +373,7 @@ accept_clients(struct xg_server *s)
 		c->fd = fd;
 		c->srv = s;
 		c->qtail = &c->qhead;
-		c->privileged = peer_privileged(fd);
+		c->privileged = peer_privileged(s, fd);
 		c->peer.opaque = c;
 		c->epmask = EPOLLIN;
 		ev.events = EPOLLIN;
@@ -405,16 +445,28 @@ xg_server_poll(struct xg_server *s, int timeout_ms)
 }
 
 static int
-make_parent(const char *path)
+make_parent(const char *path, gid_t gid)
 {
 	char buf[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct stat st;
 	char *dir;
+	int fd;
 
 	memcpy(buf, path, sizeof(buf));
 	dir = dirname(buf);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return -1;
+	if (mkdir(dir, 0700) < 0) {
+		if (errno != EEXIST)
+			return -1;
+	} else if (gid != (gid_t)-1) {
+		/* One we made: let the group through it (never via a link). */
+		fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || fchown(fd, (uid_t)-1, gid) < 0 || fchmod(fd, 0710) < 0) {
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		close(fd);
+	}
 	/* Refuse a directory another user could swap the socket in. */
 	if (lstat(dir, &st) < 0)
 		return -1;
@@ -466,7 +518,7 @@ listen_on(struct xg_server *s, const char *path)
 		return -1;
 	}
 	strcpy(sun.sun_path, path);
-	if (make_parent(path) < 0 || clear_stale(&sun) < 0)
+	if (make_parent(path, s->gid) < 0 || clear_stale(&sun) < 0)
 		return -1;
 	s->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->lfd < 0)
@@ -474,7 +526,11 @@ listen_on(struct xg_server *s, const char *path)
 	old = umask(0177);
 	rc = bind(s->lfd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
-	if (rc < 0 || chmod(path, 0600) < 0 || listen(s->lfd, 64) < 0 || lstat(path, &st) < 0)
+	/* The parent is ours and not writable by others (make_parent), so
+	 * the name bind() just made cannot have been swapped for a link. */
+	if (rc < 0 || (s->gid != (gid_t)-1 && lchown(path, (uid_t)-1, s->gid) < 0) ||
+	    chmod(path, s->gid != (gid_t)-1 ? 0660 : 0600) < 0 || listen(s->lfd, 64) < 0 ||
+	    lstat(path, &st) < 0)
 		return -1;
 	memmove(s->path, path, strlen(path) + 1);
 	s->dev = st.st_dev;
@@ -536,6 +592,12 @@ host_acq_expires(void *ctx)
 struct xg_server *
 xg_server_create(const char *path)
 {
+	return xg_server_create_group(path, (gid_t)-1);
+}
+
+struct xg_server *
+xg_server_create_group(const char *path, gid_t gid)
+{
 	struct xg_server *s = calloc(1, sizeof(*s));
 	struct xg_xfrm_ops ops = {
 		.unicast = on_unicast,
@@ -549,6 +611,7 @@ xg_server_create(const char *path)
 	if (s == NULL)
 		return NULL;
 	s->lfd = -1;
+	s->gid = gid;
 	ops.ctx = s;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->epfd < 0)

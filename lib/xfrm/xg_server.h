@@ -15,6 +15,7 @@
  */
 
 #include <stdint.h>
+#include <sys/types.h>
 
 struct xg_server;
 struct xg_xfrm;
@@ -35,6 +36,16 @@ struct xg_server_stats {
  * @return the server, or NULL with errno set.
  */
 struct xg_server *xg_server_create(const char *path);
+
+/**
+ * As xg_server_create(), and also admit group @p gid ((gid_t)-1: none):
+ * the socket is 0660 with that group, a parent directory it creates is
+ * 0710 with that group, and a peer whose SO_PEERCRED gid or supplementary
+ * groups (read from /proc/PID/status at accept) include @p gid is served
+ * like root. Everyone else gets EPERM on every request.
+ * Not thread-safe: call from the control thread.
+ */
+struct xg_server *xg_server_create_group(const char *path, gid_t gid);
 
 /** The model the server's handlers program (owned by the server). */
 struct xg_xfrm *xg_server_xfrm(struct xg_server *s);

@@ -8,7 +8,10 @@ order on one fresh socket (NETLINK_EXT_ACK on). For each datagram the
 answers that arrive within a short time are recorded as
 [type, flags, seq, pid_is_mine, error, ext_ack_text, payload_len, payload_hex].
 Run inside Linux under user-mode-linux and through the preload library, the
-two result files must be equal. Only the standard library is used, so the
+two result files must be equal. A datagram written as "F:<hex>" is fenced:
+an NLMSG_NOOP with NLM_F_ACK follows it on the same socket, and everything
+that arrives before the fence's ack is its answer (no waiting on silence;
+both the kernel and xfrmgw answer one socket's datagrams in order). Only the standard library is used, so the
 script runs under any python3.
 """
 import json
@@ -91,15 +94,20 @@ def mask_time(mtype, payload):
     return payload[:at] + bytes(8) + payload[at + 8:]
 
 
-def answers(s, portid, wait):
+FENCE_SEQ = 0x0fe7ce00
+
+
+def answers(s, portid, wait, fence=False):
     out = []
-    while select.select([s], [], [], wait)[0]:
+    while select.select([s], [], [], 5.0 if fence else wait)[0]:
         data = s.recv(65536)
         off = 0
         while off + 16 <= len(data):
             ln, mtype, flags, seq, pid = struct.unpack_from("=IHHII", data, off)
             if ln < 16 or off + ln > len(data):
                 break
+            if fence and mtype == 2 and seq == FENCE_SEQ:
+                return out
             payload = data[off + 16:off + ln]
             err = struct.unpack_from("=i", payload)[0] if mtype == 2 else None
             text = ext_msg(flags, payload) if mtype == 2 else None
@@ -112,6 +120,13 @@ def answers(s, portid, wait):
     return out
 
 
+def is_dump(hexdata):
+    # The kernel continues a dump on the reader's recvmsg(), after the
+    # fence's ack: dumps are not fenced.
+    data = bytes.fromhex(hexdata)
+    return len(data) >= 8 and struct.unpack_from("=H", data, 6)[0] & 0x300 == 0x300
+
+
 def main():
     cases = json.load(open(sys.argv[1]))
     results = []
@@ -122,7 +137,17 @@ def main():
         portid = s.getsockname()[0]
         res = []
         for dgram in case:
-            s.send(bytes.fromhex(dgram))
+            dgram_hex = dgram[2:] if dgram.startswith("F:") else dgram
+            if dgram.startswith("F:") and not is_dump(dgram[2:]):
+                try:
+                    s.send(bytes.fromhex(dgram[2:]))
+                except OSError as e:
+                    res.append([["send", e.errno]])
+                    continue
+                s.send(struct.pack("=IHHII", 16, 1, 5, FENCE_SEQ, 0))
+                res.append(answers(s, portid, 0, True) + [["fence"]])
+                continue
+            s.send(bytes.fromhex(dgram_hex))
             res.append(answers(s, portid, 0.3))
         s.close()
         results.append(res)

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """The daemon's life cycle and its socket file."""
+import json
 import os
 import signal
 import socket
@@ -112,6 +113,14 @@ def test_bad_option_exits_2():
     conftest.assert_clean_exit(out)
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
 def test_requester_that_never_reads(daemon):
     # A client floods requests and reads nothing: the daemon stops reading
     # it once its answers are queued, and keeps serving everyone else.
@@ -131,6 +140,7 @@ def test_requester_that_never_reads(daemon):
         print(sent, flush=True)
         time.sleep(30)
     """) % HERE], env=daemon.env(), stdout=subprocess.PIPE, text=True)
+    rss0 = rss_kib(daemon.proc.pid)
     try:
         sent = int(flood.stdout.readline())
         assert sent > 100
@@ -142,6 +152,10 @@ def test_requester_that_never_reads(daemon):
         assert time.time() - t0 < 30
         rc, out, err = daemon.sh("ip xfrm policy count")
         assert "OUT 50" in out
+        # The flooder offered up to 200000 requests: had the daemon read and
+        # queued answers for all of them, that would be well over 16 MiB.
+        grown = rss_kib(daemon.proc.pid) - rss0
+        assert grown < 8 * 1024, "RSS grew by %d KiB" % grown
     finally:
         flood.kill()
         flood.wait()
@@ -181,3 +195,109 @@ def test_config_file_checked_against_eal(tmp_path):
         p.stderr
     conftest.assert_clean_exit(p.stdout + p.stderr)
     assert not os.path.exists(sock)
+
+
+PROBE_GETSPDINFO = """
+import json, sys
+sys.path.insert(0, %r)
+import nl
+s = nl.XfrmSocket()
+s.request(nl.XFRM_MSG_GETSPDINFO, b"\\0" * 4, nl.NLM_F_REQUEST)
+m = s.recv_msgs()[0]
+print(json.dumps([m[0], nl.error_of(m[4]) if m[0] == nl.NLMSG_ERROR else None]))
+""" % HERE
+
+
+def as_user(sock, script, *ids):
+    """GETSPDINFO through the preload library under setpriv @p ids."""
+    env = dict(os.environ, LD_PRELOAD=conftest.PRELOAD, XFRMGW_SOCKET=sock)
+    r = subprocess.run(["setpriv"] + list(ids) + [sys.executable, script], env=env,
+                       capture_output=True, text=True, timeout=30)
+    return r.returncode, r.stdout.strip(), r.stderr
+
+
+@pytest.fixture
+def open_dir():
+    """A root-owned 0755 directory others can traverse (pytest's tmp is 0700)."""
+    d = "/tmp/xg-nl-%d" % os.getpid()
+    os.mkdir(d, 0o755)
+    os.chmod(d, 0o755)
+    try:
+        yield d
+    finally:
+        subprocess.run(["rm", "-rf", d], check=False)
+
+
+def test_socket_group_admits_members_only(open_dir):
+    gid = 40000 + os.getpid() % 20000          # a group nobody else has
+    sock = os.path.join(open_dir, "run", "x.sock")
+    script = os.path.join(open_dir, "probe.py")
+    with open(script, "w") as f:
+        f.write(PROBE_GETSPDINFO)
+    os.chmod(script, 0o644)
+    p = start("--xfrm-socket", sock, "--xfrm-socket-group", str(gid))
+    try:
+        wait_socket(sock, p)
+        st, dst = os.lstat(sock), os.lstat(os.path.dirname(sock))
+        assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o660
+        assert (st.st_uid, st.st_gid) == (0, gid)
+        assert stat.S_IMODE(dst.st_mode) == 0o710 and (dst.st_uid, dst.st_gid) == (0, gid)
+        real = [nl.XFRM_MSG_NEWSPDINFO, None]
+        # Primary group, then a supplementary one: real answers.
+        rc, out, err = as_user(sock, script, "--reuid", "65534", "--regid", str(gid),
+                               "--clear-groups")
+        assert rc == 0 and json.loads(out) == real, err
+        rc, out, err = as_user(sock, script, "--reuid", "65534", "--regid", "65534",
+                               "--groups", "%d" % gid)
+        assert rc == 0 and json.loads(out) == real, err
+        # Not in the group: the file modes keep it out...
+        rc, out, err = as_user(sock, script, "--reuid", "65534", "--regid", "65534",
+                               "--clear-groups")
+        assert rc != 0
+        # ...and with the modes opened, the daemon itself answers EPERM.
+        os.chmod(os.path.dirname(sock), 0o711)
+        os.chmod(sock, 0o666)
+        rc, out, err = as_user(sock, script, "--reuid", "65534", "--regid", "65534",
+                               "--clear-groups")
+        assert rc == 0 and json.loads(out) == [nl.NLMSG_ERROR, -1], err
+        rc, out, err = as_user(sock, script, "--reuid", "65534", "--regid", "65534",
+                               "--groups", "%d" % (gid + 1))
+        assert rc == 0 and json.loads(out) == [nl.NLMSG_ERROR, -1], err
+    finally:
+        rc, out = stop(p)
+    assert rc == 0, out
+
+
+def test_bad_socket_group_exits_2():
+    p = start("--xfrm-socket-group", "no-such-group-xg")
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 2 and "no group" in out
+    conftest.assert_clean_exit(out)
+
+
+def test_links_and_files_at_the_socket_path_are_left_alone(open_dir):
+    target = os.path.join(open_dir, "target")
+    os.mkdir(target, 0o700)
+    # A link as the socket: refused, nothing made or chmod'ed at its target.
+    link = os.path.join(open_dir, "x.sock")
+    os.symlink(os.path.join(target, "made"), link)
+    # A link as the parent directory: refused, the target keeps its mode.
+    parent_link = os.path.join(open_dir, "run")
+    os.symlink(target, parent_link)
+    # A regular file as the socket: refused and kept.
+    regular = os.path.join(open_dir, "file.sock")
+    with open(regular, "w") as f:
+        f.write("keep me")
+    for path, errtext in ((link, "File exists"), (os.path.join(parent_link, "x.sock"),
+                                                  "Operation not permitted"),
+                          (regular, "File exists")):
+        p = start("--xfrm-socket", path, "--xfrm-socket-group", "0")
+        out, _ = p.communicate(timeout=30)
+        assert p.returncode != 0 and errtext in out, (path, out)
+        conftest.assert_clean_exit(out)
+    assert os.listdir(target) == []
+    assert stat.S_IMODE(os.lstat(target).st_mode) == 0o700 and os.lstat(target).st_gid == 0
+    assert os.readlink(link) == os.path.join(target, "made")
+    assert os.readlink(parent_link) == target
+    with open(regular) as f:
+        assert f.read() == "keep me"
