@@ -1655,6 +1655,21 @@ rx_round(struct ctx *c, uint16_t port, struct rte_mbuf **mb, uint16_t n)
 	flush_tx(c);
 }
 
+/* Fragments wait up to 30 s (the kernel's ipfrag_time) for the rest of
+ * their packet, w->frag_max packets at most (main.c sizes it to a share
+ * of the mbuf pool: fragments that never complete must not starve the
+ * ports). A full table drops new fragments (XgFragDrop); without a table
+ * every fragment is dropped. */
+static struct rte_ip_frag_tbl *
+frag_table(const struct xg_worker *w)
+{
+	uint32_t max = w->frag_max ? w->frag_max : 512, buckets = 1;
+
+	while (buckets * 4 < max)
+		buckets <<= 1;
+	return rte_ip_frag_table_create(buckets, 4, max, rte_get_tsc_hz() * 30, rte_socket_id());
+}
+
 void
 xg_worker_rx_once(struct xg_worker *w, uint16_t port, struct rte_mbuf **mb, uint16_t n)
 {
@@ -1664,7 +1679,7 @@ xg_worker_rx_once(struct xg_worker *w, uint16_t port, struct rte_mbuf **mb, uint
 	memset(&c, 0, sizeof(c));
 	c.w = w;
 	/* As xg_worker_main()'s; fragments are held for this call only. */
-	c.frag = rte_ip_frag_table_create(128, 4, 512, rte_get_tsc_hz() * 30, rte_socket_id());
+	c.frag = frag_table(w);
 	for (; n; n -= k, mb += k) {
 		k = RTE_MIN(n, (uint16_t)BURST);
 		rx_round(&c, port, mb, k);
@@ -1685,9 +1700,7 @@ xg_worker_main(void *arg)
 
 	memset(&c, 0, sizeof(c));
 	c.w = w;
-	/* Fragments wait up to 30 s (the kernel's ipfrag_time), 512 packets
-	 * at most per lcore; without a table, fragments are dropped. */
-	c.frag = rte_ip_frag_table_create(128, 4, 512, rte_get_tsc_hz() * 30, rte_socket_id());
+	c.frag = frag_table(w);
 	rte_rcu_qsbr_thread_register(xg_shared.qsbr, w->tid);
 	rte_rcu_qsbr_thread_online(xg_shared.qsbr, w->tid);
 	last = rte_rdtsc();

@@ -310,6 +310,20 @@ wire_exceptions(const struct xg_config *cfg, struct xg_routes *rt)
 	return 0;
 }
 
+/* Packets each worker's reassembly table may hold: together, with every
+ * one of them at the most fragments rte_ip_frag keeps, no more than an
+ * eighth of the pool, so that fragments sent never to be completed (they
+ * wait 30 s) cannot take the buffers valid traffic needs. 16 to 512. */
+static uint32_t
+frag_budget(uint32_t pool_size)
+{
+	uint32_t n = pool_size / (8 * RTE_LIBRTE_IP_FRAG_MAX_FRAG * nworkers);
+
+	if (n > 512)
+		return 512;
+	return n < 16 ? 16 : n;
+}
+
 static int
 start_workers(void)
 {
@@ -340,6 +354,7 @@ start_workers(void)
 			return -ENOMEM;
 		workers[i].tid = i;
 		workers[i].txq = (uint16_t)i;
+		workers[i].frag_max = frag_budget(xg_shared.pool->size);
 		workers[i].stats = &wstats[i];
 		if (rte_eal_remote_launch(xg_worker_main, &workers[i], workers[i].lcore))
 			return -EBUSY;
@@ -918,6 +933,9 @@ main(int argc, char **argv)
 	}
 	MAIN_LOG(INFO, "%d port(s), %u worker(s)%s, XFRM socket %s", n, nworkers,
 		 nworkers ? "" : " (control plane only)", o.socket_path);
+	if (nworkers && rc == 0)
+		MAIN_LOG(INFO, "%u mbufs; each worker reassembles up to %u packets", pool->size,
+			 workers[0].frag_max);
 	if (rc == 0)
 		rc = control_loop(srv, &o) ? 1 : 0;
 	xg_shared.stop = 1;

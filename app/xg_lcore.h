@@ -53,6 +53,7 @@ struct xg_worker {
 	struct rte_ring *acquire;      /**< struct xg_acq_req, for the control thread */
 	struct rte_ring *mapping;      /**< struct xg_map_req, for the control thread */
 	struct xg_lcore_load load;
+	uint32_t frag_max;             /**< packets its reassembly table may hold (0: 512) */
 };
 
 /** What every worker reads. The control thread writes dp (release). */

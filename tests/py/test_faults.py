@@ -25,7 +25,7 @@ import time
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from scapy.all import Ether, IP, UDP, Raw, raw, rdpcap
+from scapy.all import Ether, IP, UDP, Raw, fragment, raw, rdpcap
 
 import conftest
 
@@ -743,6 +743,58 @@ def test_burst_larger_than_pool(pcapgw):
     assert inbound(lan, "10.2.0.5") == list(range(n + slow))
     assert re.search(r"port 0: rx %d tx %d rx_nombuf 0 " % (n + slow, n + slow), gw.text), gw.text
     record("2 burst 3x pool (1024)", 2 * (n + slow), 2 * (n + slow), {"rx_nombuf": 0})
+
+
+def test_fragments_never_completed_cannot_drain_the_pool(pcapgw):
+    """ESP fragments for the gateway wait 30 s for the rest of their packet.
+    Sets that are never completed (the first two pieces of three, each set
+    its own IP id) as fast as the FIFO takes them, on the smallest pool:
+    the reassembly table holds at most its budget (logged at start), every
+    other fragment is dropped and counted, and valid traffic in both
+    directions meanwhile loses nothing, finding buffers to receive into."""
+    gw = pcapgw(mbufs=1024, pace=0)
+    tunnel(gw)
+    nsets, n = 600, 300
+    budget = int(re.search(r"each worker reassembles up to (\d+) packets", gw.log()).group(1))
+    assert budget * 2 < 1024 // 4, budget
+
+    def pieces(k):
+        big = esp_encrypt(0x200, 1000000 + k, back_inner("10.2.0.9", k) / Raw(b"f" * 1200))
+        ip = big[IP]
+        ip.id = k + 1
+        return [Ether(src=PEER_MAC, dst=GW_MAC[1]) / f for f in fragment(ip, fragsize=480)][:2]
+    flood = [fr for k in range(nsets) for fr in pieces(k)]
+
+    # Both FIFOs in lockstep (the gateway reads each in turn): plaintext
+    # out all along, the flood in, then valid ESP in.
+    def gen(i):
+        if i < len(flood):
+            return lan_frame("10.2.0.5", i), flood[i]
+        j = i - len(flood)
+        if j == 0:
+            gw.stream.pace = 0.002
+        return lan_frame("10.2.0.5", i), esp_encrypt(0x200, j + 1, back_inner("10.2.0.5", j))
+    gw.run(gen, len(flood) + n)
+    assert gw.stream.done.wait(120), "stream did not end"
+    total = gw.stream.sent[0] + gw.stream.sent[1]
+    deadline = time.time() + 30
+    while gw.telemetry("/xfrmgw/stats")["XgRxPackets"] < total:
+        assert time.time() < deadline, (total, gw.telemetry("/xfrmgw/stats"))
+        time.sleep(0.05)
+    time.sleep(0.3)
+    stats = [gw.telemetry("/ethdev/stats,%d" % p) for p in (0, 1)]
+    counters = gw.telemetry("/xfrmgw/stats")
+    gw.stop()
+    assert gw.rc == 0, gw.text
+    conftest.assert_clean_exit(gw.text)   # held fragments freed at exit
+    lan, wan = [rdpcap(p) for p in gw.tx]
+    assert [s["rx_nombuf"] for s in stats] == [0, 0], stats
+    check_out(outbound(wan), 0x100, "10.2.0.5", range(len(flood) + n))
+    assert inbound(lan, "10.2.0.5") == list(range(n))
+    assert counters["XgInEspFragment"] == len(flood), counters
+    assert counters["XgFragDrop"] == 2 * (nsets - budget), (budget, counters)
+    record("2 fragment flood (1024 mbufs)", len(flood) + 2 * n, len(flood) + 2 * n,
+           {"XgFragDrop": counters["XgFragDrop"], "held": 2 * budget, "rx_nombuf": 0})
 
 
 def test_rekey_at_ack_with_big_spd(pcapgw):
