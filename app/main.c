@@ -817,6 +817,20 @@ maybe_publish(struct xg_server *srv)
 							3 * dpinfo[DPI_LAST_US] * hz / 1000000);
 }
 
+/* Before the answers to a request that changed the model go out: while
+ * builds are quick, the data plane gets the change first, so that an SA is
+ * in use by the time its ACK reaches the IKE daemon, as in the kernel (the
+ * peer may send on a rekey's new SA right after). Big tables keep the
+ * coalescing of maybe_publish(). */
+static void
+publish_before_reply(void *arg)
+{
+	struct xg_server *srv = arg;
+
+	if (xg_shared.dp && dpinfo[DPI_LAST_US] < PUBLISH_EAGER_US)
+		publish(srv);
+}
+
 /* rte_hash tables, rings and mempools live in memzones, which neither
  * ASan nor the pool check sees: once everything is freed, none of ours
  * may be left (names: "HT_xg_sad3", "RG_xg_learn0", "MP_xg_mbuf", ...). */
@@ -836,8 +850,10 @@ control_loop(struct xg_server *srv, const struct options *o)
 
 	if (o->run_seconds)
 		deadline = rte_get_timer_cycles() + hz * o->run_seconds;
-	if (nworkers)
+	if (nworkers) {
 		xg_xfrm_set_prelude(xg_server_xfrm(srv), report_use, srv);
+		xg_server_set_before_reply(srv, publish_before_reply, srv);
+	}
 	while (!stop && rc == 0) {
 		rc = xg_server_poll(srv, 10);
 		if (rte_get_timer_cycles() >= next_tick) {

@@ -61,6 +61,8 @@ struct xg_server {
 	struct xg_xfrm *x;
 	struct client *clients;
 	struct xg_server_stats st;
+	void (*before_reply)(void *arg);
+	void *before_reply_arg;
 	uint8_t rx[RX_MAX];
 };
 
@@ -399,15 +401,25 @@ service(struct client *c, uint32_t events)
 	/* Handle the requests already waiting, but keep answers bounded. */
 	while ((events & EPOLLIN) && c->dump == NULL && c->qbytes < QUEUE_READ_LIMIT) {
 		int before = (int)c->srv->st.requests;
+		uint64_t gen = xg_xfrm_generation(c->srv->x);
 
 		if (!read_one(c))
 			return false;
 		if ((int)c->srv->st.requests == before)
 			break;
+		if (c->srv->before_reply && xg_xfrm_generation(c->srv->x) != gen)
+			c->srv->before_reply(c->srv->before_reply_arg);
 		if (!flush_queue(c) || !run_dump(c))
 			return false;
 	}
 	return true;
+}
+
+void
+xg_server_set_before_reply(struct xg_server *s, void (*fn)(void *arg), void *arg)
+{
+	s->before_reply = fn;
+	s->before_reply_arg = arg;
 }
 
 int

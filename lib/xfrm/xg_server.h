@@ -64,6 +64,12 @@ int xg_server_poll(struct xg_server *s, int timeout_ms);
  */
 int xg_server_check_path(struct xg_server *s);
 
+/**
+ * Have @p fn(@p arg) called after a request changed the model (SAs,
+ * policies, ...) and before the answers to it are sent; NULL: none.
+ */
+void xg_server_set_before_reply(struct xg_server *s, void (*fn)(void *arg), void *arg);
+
 /** Counters since creation. */
 void xg_server_stats(const struct xg_server *s, struct xg_server_stats *st);
 
