@@ -461,10 +461,15 @@ make_parent(const char *path, gid_t gid)
 {
 	char buf[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct stat st;
+	size_t len = strnlen(path, sizeof(buf));
 	char *dir;
 	int fd;
 
-	memcpy(buf, path, sizeof(buf));
+	if (len == sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, len + 1);   /* no further: @p path may be a short literal */
 	dir = dirname(buf);
 	if (mkdir(dir, 0700) < 0) {
 		if (errno != EEXIST)
