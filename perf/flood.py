@@ -31,6 +31,10 @@ MIXES = (("none", 0, 0), ("unknown SPI", 4, 0), ("bad ICV", 0, 4),
          ("both", 4, 4))          # (name, every n-th is unknown SPI, ... bad ICV)
 COUNTER = {"unknown SPI": "XfrmInNoStates", "bad ICV": "XfrmInStateProtoError"}
 UNKNOWN_SPI = 0x7fff0000
+SETUP = ("perf/flood.py, one worker lcore, net_pcap (infinite_rx) to net_null: inbound "
+         "AES-GCM-128 tunnel traffic, %d B frames, %d SAs, every 4th frame replaced by ESP with "
+         "an unknown SPI, or a bad ICV, or both kinds (half the frames). A ratio >= 1 means the "
+         "junk cut valid throughput by no more than its share of the port." % (SIZE, NSA))
 
 
 def junk_unknown(fr):

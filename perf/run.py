@@ -277,10 +277,7 @@ def write_results(out, res):
                for w, r in res["replay"].items()]
         md.append("")
     if res.get("flood"):
-        md += ["Floods (perf/flood.py): inbound AES-GCM-128, %d B frames, %d SAs, every n-th "
-               "frame replaced by ESP with an unknown SPI or a bad ICV. A ratio >= 1 means "
-               "the junk cut valid throughput by no more than its share of the port." %
-               (flood.SIZE, flood.NSA), "", flood.table(res["flood"]), ""]
+        md += ["Floods: " + flood.SETUP, "", flood.table(res["flood"]), ""]
     if res.get("control"):
         md += ["Control plane (perf/ctl_bench.py, while the worker forwards):", "",
                ctl_bench.table(res["control"]), ""]
@@ -350,9 +347,9 @@ def main():
             print(flood.table(res))
             with open(os.path.join(a.out, "flood.md"), "w") as f:
                 f.write("# Floods of bad ESP (perf/run.py --flood)\n\nMachine: %s. Date: %s. "
-                        "Median over %d rounds (min-max).\n\n%s\n"
+                        "Median over %d rounds (min-max).\n\n%s\n\n%s\n"
                         % (machine(), datetime.date.today().isoformat(), a.rounds,
-                           flood.table(res)))
+                           flood.SETUP, flood.table(res)))
             return
         lab = Lab(a.scratch, a.xfrmgw, a.seconds, a.warmup, a.rounds)
         for direction in ("out", "in"):
