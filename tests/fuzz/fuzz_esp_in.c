@@ -57,6 +57,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring_elem.h>
 
+#include "fuzz_input.h"
 #include "xg_config.h"
 #include "xg_crypto.h"
 #include "xg_dp.h"
@@ -494,34 +495,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* ---- ESP encryption (OpenSSL) ---- */
-
-struct in {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint8_t
-take8(struct in *in)
-{
-	uint8_t v = 0;
-
-	if (in->n) {
-		v = *in->p++;
-		in->n--;
-	}
-	return v;
-}
-
-static size_t
-take(struct in *in, uint8_t *dst, size_t len)
-{
-	size_t k = len < in->n ? len : in->n;
-
-	memcpy(dst, in->p, k);
-	in->p += k;
-	in->n -= k;
-	return k;
-}
 
 static void
 gcm_seal(const uint8_t *key, const uint8_t *nonce, const uint8_t *aad, int aadlen,

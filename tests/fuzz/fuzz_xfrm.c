@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_input.h"
 #include "xg_xfrm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -56,34 +57,6 @@ enum {
 #define MAX_DUMPS 4
 #define DGRAM_MAX 16384
 #define DUMP_BUF 4096
-
-struct in {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint8_t
-take8(struct in *in)
-{
-	uint8_t v = 0;
-
-	if (in->n) {
-		v = *in->p++;
-		in->n--;
-	}
-	return v;
-}
-
-static void
-take(struct in *in, void *dst, size_t len)
-{
-	size_t k = len < in->n ? len : in->n;
-
-	memset(dst, 0, len);
-	memcpy(dst, in->p, k);
-	in->p += k;
-	in->n -= k;
-}
 
 struct state {
 	struct xg_xfrm *x;

@@ -94,6 +94,15 @@ class Daemon:
         os.unlink(self.sock + ".log")
 
 
+def rss_kib(pid):
+    """Resident memory of process @p pid, KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
 @pytest.fixture
 def daemon():
     d = Daemon(tempfile.mktemp(prefix="xg-", suffix=".sock", dir="/tmp"))

@@ -113,14 +113,6 @@ def test_bad_option_exits_2():
     conftest.assert_clean_exit(out)
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
-
-
 def test_requester_that_never_reads(daemon):
     # A client floods requests and reads nothing: the daemon stops reading
     # it once its answers are queued, and keeps serving everyone else.
@@ -140,7 +132,7 @@ def test_requester_that_never_reads(daemon):
         print(sent, flush=True)
         time.sleep(30)
     """) % HERE], env=daemon.env(), stdout=subprocess.PIPE, text=True)
-    rss0 = rss_kib(daemon.proc.pid)
+    rss0 = conftest.rss_kib(daemon.proc.pid)
     try:
         sent = int(flood.stdout.readline())
         assert sent > 100
@@ -154,7 +146,7 @@ def test_requester_that_never_reads(daemon):
         assert "OUT 50" in out
         # The flooder offered up to 200000 requests: had the daemon read and
         # queued answers for all of them, that would be well over 16 MiB.
-        grown = rss_kib(daemon.proc.pid) - rss0
+        grown = conftest.rss_kib(daemon.proc.pid) - rss0
         assert grown < 8 * 1024, "RSS grew by %d KiB" % grown
     finally:
         flood.kill()

@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 
+import conftest
 import nl
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -154,7 +155,7 @@ def test_client_leaves_mid_dump(daemon):
         c.close()
     print(json.dumps({}))
     """)
-    rss0 = rss_kib(daemon.proc.pid)
+    rss0 = conftest.rss_kib(daemon.proc.pid)
     # 300 more abandoned dumps, policy and SA, left after 0, 1 or 3 reads:
     # each one's walker must be unlinked and freed (LeakSanitizer checks the
     # freeing at exit in the sanitizer build; here the RSS must stay flat
@@ -178,17 +179,9 @@ def test_client_leaves_mid_dump(daemon):
                       "sa": len(sas), "sa_distinct": len({p[4][56:80] for p in sas})}))
     """)
     assert res == {"pol": 300, "pol_distinct": 300, "sa": 40, "sa_distinct": 40}
-    grown = rss_kib(daemon.proc.pid) - rss0
+    grown = conftest.rss_kib(daemon.proc.pid) - rss0
     assert grown < 4 * 1024, "RSS grew by %d KiB over 300 abandoned dumps" % grown
     assert daemon.alive()
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
 
 
 def test_multicast_events(daemon):
