@@ -310,6 +310,14 @@ send_ack(struct xg_req *r, int err)
 	explicit_bzero(buf, len);
 }
 
+size_t
+xg_xfrm_msg_min(uint16_t type)
+{
+	if (type < XFRM_MSG_BASE || type > XFRM_MSG_MAX)
+		return 0;
+	return links[MSG_INDEX(type)].min;
+}
+
 /* xfrm_user_rcv_msg(): returns 1 when a dump was started (no ack). */
 static int
 handle(struct xg_req *r)

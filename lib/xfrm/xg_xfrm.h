@@ -129,6 +129,10 @@ struct xg_pol_view {
 /** Changes so far: differs after every change of the SAD or SPD. */
 uint64_t xg_xfrm_generation(const struct xg_xfrm *x);
 
+/** The fixed part of an XFRM request of @p type (the kernel's
+ *  xfrm_msg_min[]), 0 for a type outside XFRM_MSG_BASE..XFRM_MSG_MAX. */
+size_t xg_xfrm_msg_min(uint16_t type);
+
 /** Call @p fn for every SA, then @p pfn for every policy (either may be NULL). */
 void xg_xfrm_foreach(const struct xg_xfrm *x, void (*fn)(void *arg, const struct xg_sa_view *v),
 		     void (*pfn)(void *arg, const struct xg_pol_view *v), void *arg);

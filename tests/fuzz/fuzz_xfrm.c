@@ -385,60 +385,13 @@ fold_fixed(uint16_t type, void *f, size_t len)
 	}
 }
 
-/* Fixed part sizes, as the dispatch table's minimums (the harness may use
- * others with F_RAWLEN). */
-static size_t
-fixed_len(uint16_t type)
-{
-	switch (type) {
-	case XFRM_MSG_NEWSA:
-	case XFRM_MSG_UPDSA:
-		return sizeof(struct xfrm_usersa_info);
-	case XFRM_MSG_DELSA:
-	case XFRM_MSG_GETSA:
-		return sizeof(struct xfrm_usersa_id);
-	case XFRM_MSG_NEWPOLICY:
-	case XFRM_MSG_UPDPOLICY:
-		return sizeof(struct xfrm_userpolicy_info);
-	case XFRM_MSG_DELPOLICY:
-	case XFRM_MSG_GETPOLICY:
-	case XFRM_MSG_MIGRATE:
-		return sizeof(struct xfrm_userpolicy_id);
-	case XFRM_MSG_ALLOCSPI:
-		return sizeof(struct xfrm_userspi_info);
-	case XFRM_MSG_ACQUIRE:
-		return sizeof(struct xfrm_user_acquire);
-	case XFRM_MSG_EXPIRE:
-		return sizeof(struct xfrm_user_expire);
-	case XFRM_MSG_POLEXPIRE:
-		return sizeof(struct xfrm_user_polexpire);
-	case XFRM_MSG_FLUSHSA:
-		return sizeof(struct xfrm_usersa_flush);
-	case XFRM_MSG_NEWAE:
-	case XFRM_MSG_GETAE:
-		return sizeof(struct xfrm_aevent_id);
-	case XFRM_MSG_REPORT:
-		return sizeof(struct xfrm_user_report);
-	case XFRM_MSG_MAPPING:
-		return sizeof(struct xfrm_user_mapping);
-	case XFRM_MSG_SETDEFAULT:
-	case XFRM_MSG_GETDEFAULT:
-		return sizeof(struct xfrm_userpolicy_default);
-	case XFRM_MSG_GETSADINFO:
-	case XFRM_MSG_NEWSPDINFO:
-	case XFRM_MSG_GETSPDINFO:
-		return sizeof(uint32_t);
-	}
-	return 0;
-}
-
 /* Append one message of @p type to @p dg (its end at *off). */
 static void
 put_msg(struct in *in, uint16_t type, uint8_t flags, uint8_t *dg, size_t *off, uint32_t seq)
 {
 	uint8_t fixlen = take8(in), nattr = take8(in), i;
 	uint8_t high = (flags & F_HIGH) ? take8(in) : 0;
-	size_t flen = (flags & F_RAWLEN) ? fixlen : fixed_len(type);
+	size_t flen = (flags & F_RAWLEN) ? fixlen : xg_xfrm_msg_min(type);
 	size_t start = *off, end;
 	struct nlmsghdr h = { 0 };
 	/* Aligned, for fold_fixed()'s casts. */
