@@ -211,6 +211,14 @@ def handmade(sa_add):
     return s
 
 
+def write_seeds(d, seeds):
+    """Write {name: bytes} into directory @p d; @return how many."""
+    for name, data in seeds.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+    return len(seeds)
+
+
 def fresh_dir(target):
     """The target's corpus directory, emptied of all but the regress-*
     seeds (inputs that once found a bug; they are kept as they were)."""
@@ -241,10 +249,7 @@ def make_xfrm():
     sa_add = seeds["ip-state-add-esn"][1:]
     for name, data in handmade(sa_add).items():
         seeds["hand-" + name] = b"\x01" + data
-    for name, data in seeds.items():
-        with open(os.path.join(d, name), "wb") as f:
-            f.write(data)
-    return len(seeds)
+    return write_seeds(d, seeds)
 
 
 # ---- fuzz_esp_in ----
@@ -350,10 +355,7 @@ def make_esp():
                                 Raw(struct.pack("!II", 0x1000, 1) + b"o" * 40))
     s["raw-v6-short"] = raw(Ether(src="02:00:00:00:00:02", type=0x86dd) / Raw(b"\x60" + b"\0" * 21))
     s["raw-not-ip"] = raw(Ether(type=0x88b5) / Raw(b"n" * 50))
-    for name, data in s.items():
-        with open(os.path.join(d, name), "wb") as f:
-            f.write(data)
-    return len(s)
+    return write_seeds(d, s)
 
 
 # ---- fuzz_conf ----

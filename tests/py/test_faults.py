@@ -277,6 +277,12 @@ def tunnel(gw, nets=(("10.2.0.0/16", 0x100, 0x200, 1, 2),)):
               "tmpl src %s dst %s proto esp reqid %d mode tunnel" % (net, PEER, GW_WAN, rq_in))
 
 
+def delete_pair(gw, out_spi, in_spi):
+    """Delete the outbound SA @p out_spi and the inbound SA @p in_spi."""
+    gw.ip("xfrm state delete src %s dst %s proto esp spi %#x" % (GW_WAN, PEER, out_spi))
+    gw.ip("xfrm state delete src %s dst %s proto esp spi %#x" % (PEER, GW_WAN, in_spi))
+
+
 def outbound(frames):
     """{spi: [(seq, inner bytes)]} of the ESP frames in wan_out, all decrypted."""
     got = {}
@@ -337,8 +343,7 @@ def test_sa_delete_under_traffic(pcapgw):
                                                      back_inner("10.3.0.5", i))
     gw.run(gen, n)
     gw.stream.wait_index(n // 2)
-    gw.ip("xfrm state delete src %s dst %s proto esp spi 0x300" % (GW_WAN, PEER))
-    gw.ip("xfrm state delete src %s dst %s proto esp spi 0x400" % (PEER, GW_WAN))
+    delete_pair(gw, 0x300, 0x400)
     lan, wan = gw.finish()
     assert gw.rc == 0, gw.text
     got = outbound(wan)
@@ -421,8 +426,7 @@ def test_rekey_under_traffic(pcapgw):
     switch = gw.stream.count
     peer["spi"], peer["seq"] = 0x201, 0
     gw.stream.wait_index(n // 2)
-    gw.ip("xfrm state delete src %s dst %s proto esp spi 0x100" % (GW_WAN, PEER))
-    gw.ip("xfrm state delete src %s dst %s proto esp spi 0x200" % (PEER, GW_WAN))
+    delete_pair(gw, 0x100, 0x200)
     lan, wan = gw.finish()
     assert gw.rc == 0, gw.text
     got = outbound(wan)
