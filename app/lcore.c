@@ -74,6 +74,22 @@ drop(struct ctx *c, struct rte_mbuf *m, enum xg_stat why)
 	rte_pktmbuf_free(m);
 }
 
+/* A packet of @p sa dropped: also counted on the SA (/xfrmgw/sa,SPI), by
+ * reason; the drop path only. */
+static void
+sa_drop(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf *m, enum xg_stat why)
+{
+	int k = xg_sa_drop_index(why);
+
+	if (sa && why == XG_STAT_IN_STATE_SEQ_ERROR)
+		__atomic_fetch_add(&sa->replay_fail, 1, __ATOMIC_RELAXED);
+	else if (sa && why == XG_STAT_IN_STATE_PROTO_ERROR)
+		__atomic_fetch_add(&sa->integrity_fail, 1, __ATOMIC_RELAXED);
+	else if (sa && k >= 0)
+		__atomic_fetch_add(&sa->drops[k], 1, __ATOMIC_RELAXED);
+	drop(c, m, why);
+}
+
 static void
 flush_tx(struct ctx *c)
 {
@@ -524,14 +540,14 @@ sender_must_know(const struct rte_mbuf *m, uint32_t mtu)
 /* @p m does not fit a path of @p mtu and may not be fragmented: the sender
  * is told (ICMP), the packet dropped. */
 static void
-too_big(struct ctx *c, struct rte_mbuf *m, uint32_t mtu)
+too_big(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf *m, uint32_t mtu)
 {
 	if ((rte_pktmbuf_mtod(m, const uint8_t *)[0] >> 4) == 6)
 		mtu = RTE_MAX(mtu, 1280u);
 	if (icmp_too_big(c, m, mtu))
-		drop(c, m, XG_STAT_PMTU_ICMP);
+		sa_drop(c, sa, m, XG_STAT_PMTU_ICMP);
 	else
-		drop(c, m, XG_STAT_OUT_TOO_BIG);
+		sa_drop(c, sa, m, XG_STAT_OUT_TOO_BIG);
 }
 
 /* The Ethernet header for the resolved next hop (ctx.nh_*), then the tx
@@ -614,7 +630,7 @@ send_to(struct ctx *c, struct rte_mbuf *m, uint8_t family, const uint8_t *dst)
 		 xg_dp_is_local(c->dp->rt, AF_INET6, rte_pktmbuf_mtod(m, uint8_t *) + 8))
 		send_fragments(c, m, family, mtu);
 	else
-		too_big(c, m, mtu);
+		too_big(c, NULL, m, mtu);
 }
 
 /* Route the IP packet in @p m by its destination and send it. */
@@ -704,19 +720,23 @@ sa_spent(const struct xg_sa_rt *sa)
  * the packet with the headers ESP adds before the trailer
  * (props.header_len) and, inbound, the ESP packet from the ESP header on. */
 static void
-sa_used(struct xg_sa_rt *sa, uint32_t n, uint64_t bytes)
+sa_used(struct ctx *c, struct xg_sa_rt *sa, uint32_t n, uint64_t bytes)
 {
+	uint64_t me = 1ull << (c->w->tid & 63);
+
+	if (unlikely(!(__atomic_load_n(&sa->workers, __ATOMIC_RELAXED) & me)))
+		__atomic_fetch_or(&sa->workers, me, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&sa->packets, n, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&sa->bytes, bytes, __ATOMIC_RELAXED);
 }
 
 static void
-drop_all(struct ctx *c, struct rte_mbuf **mb, uint16_t n, enum xg_stat why)
+drop_all(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf **mb, uint16_t n, enum xg_stat why)
 {
 	uint16_t i;
 
 	for (i = 0; i < n; i++)
-		drop(c, mb[i], why);
+		sa_drop(c, sa, mb[i], why);
 }
 
 /* The bytes (@p len, by position in @p orig) of the packets an ESP burst
@@ -747,12 +767,12 @@ offload_out(struct ctx *c, struct rte_mbuf *m, struct xg_sa_rt *sa)
 	bool tunnel = sa->mode == XFRM_MODE_TUNNEL;
 
 	if (o->need_mdata && rte_security_set_pkt_metadata(o->ctx, o->sess, m, NULL)) {
-		drop(c, m, XG_STAT_OUT_STATE_PROTO_ERROR);
+		sa_drop(c, sa, m, XG_STAT_OUT_STATE_PROTO_ERROR);
 		return;
 	}
 	m->ol_flags |= RTE_MBUF_F_TX_SEC_OFFLOAD;
 	m->l2_len = RTE_ETHER_HDR_LEN;
-	sa_used(sa, 1, rte_pktmbuf_pkt_len(m) + sa->hdr_len);
+	sa_used(c, sa, 1, rte_pktmbuf_pkt_len(m) + sa->hdr_len);
 	count(c, XG_STAT_OUT_ENCRYPTED);
 	send_to(c, m, tunnel ? (uint8_t)sa->family : family_of(m), tunnel ? sa->daddr : dst_of(m));
 }
@@ -932,13 +952,13 @@ protect_run(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf **mb, uint16_t n
 	uint16_t good, i;
 
 	if (unlikely(sa_spent(sa))) {
-		drop_all(c, mb, n, XG_STAT_OUT_STATE_EXPIRED);
+		drop_all(c, sa, mb, n, XG_STAT_OUT_STATE_EXPIRED);
 		return;
 	}
 	mtu = sa_mtu(c, sa);
 	for (i = 0, good = 0; i < n; i++)
 		if (unlikely(rte_pktmbuf_pkt_len(mb[i]) > mtu) && sender_must_know(mb[i], mtu))
-			too_big(c, mb[i], mtu);
+			too_big(c, sa, mb[i], mtu);
 		else
 			mb[good++] = mb[i];
 	n = good;
@@ -953,10 +973,10 @@ protect_run(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf **mb, uint16_t n
 	}
 	good = xg_esp_outb(&sa->esp, mb, n, why);
 	for (i = good; i < n; i++)
-		drop(c, mb[i], why[i]);
+		sa_drop(c, sa, mb[i], why[i]);
 	if (good == 0)
 		return;
-	sa_used(sa, good, good_bytes(orig, plain, n, mb, good));
+	sa_used(c, sa, good, good_bytes(orig, plain, n, mb, good));
 	xg_stats_add(c->w->stats, XG_STAT_OUT_ENCRYPTED, good);
 	for (i = 0; i < good; i++) {
 		if (sa->encap && !udp_encap(mb[i], sa)) {
@@ -1073,7 +1093,7 @@ local_out(struct ctx *c, struct rte_mbuf *m)
 static bool
 fwd_ok(struct ctx *c, struct pkt *p)
 {
-	const struct xg_sa_rt *via = p->sa;
+	struct xg_sa_rt *via = p->sa;
 	struct xg_pol_rt *pol = p->pol;
 
 	if (pol)
@@ -1089,7 +1109,7 @@ fwd_ok(struct ctx *c, struct pkt *p)
 	/* Without a template to match, only transport-mode protection may
 	 * pass (the kernel's secpath_has_nontransport()). */
 	if (via && via->mode == XFRM_MODE_TUNNEL && (pol == NULL || pol->ntmpl == 0)) {
-		drop(c, p->m, pol ? XG_STAT_IN_TMPL_MISMATCH : XG_STAT_IN_NO_POLS);
+		sa_drop(c, via, p->m, pol ? XG_STAT_IN_TMPL_MISMATCH : XG_STAT_IN_NO_POLS);
 		return false;
 	}
 	/* An optional ("level use") template may be skipped; a tunnel-mode
@@ -1097,7 +1117,7 @@ fwd_ok(struct ctx *c, struct pkt *p)
 	if (pol && pol->ntmpl && !(via ? tmpl_ok(&pol->tmpl, via) ||
 					 (pol->tmpl.optional && via->mode != XFRM_MODE_TUNNEL) :
 					 pol->tmpl.optional)) {
-		drop(c, p->m, XG_STAT_IN_TMPL_MISMATCH);
+		sa_drop(c, via, p->m, XG_STAT_IN_TMPL_MISMATCH);
 		return false;
 	}
 	if (!hop(p->m)) {
@@ -1132,7 +1152,7 @@ forward_burst(struct ctx *c, struct pkt *v, uint16_t n)
 			continue;
 		}
 		if (p->sa && !sel_ok(p->sa, p->family, key)) {
-			drop(c, p->m, XG_STAT_IN_STATE_MISMATCH);
+			sa_drop(c, p->sa, p->m, XG_STAT_IN_STATE_MISMATCH);
 			continue;
 		}
 		sel[k++] = (uint8_t)i;
@@ -1161,7 +1181,7 @@ esp_in_run(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf **mb, uint16_t n,
 	uint16_t good, i;
 
 	if (unlikely(sa_spent(sa))) {
-		drop_all(c, mb, n, XG_STAT_IN_STATE_EXPIRED);
+		drop_all(c, sa, mb, n, XG_STAT_IN_STATE_EXPIRED);
 		return 0;
 	}
 	for (i = 0; i < n; i++) {
@@ -1173,16 +1193,11 @@ esp_in_run(struct ctx *c, struct xg_sa_rt *sa, struct rte_mbuf **mb, uint16_t n,
 	}
 	/* xg_esp_inb() checks the rest of the header and the lengths. */
 	good = xg_esp_inb(&sa->esp, mb, n, why);
-	for (i = good; i < n; i++) {
-		if (why[i] == XG_STAT_IN_STATE_SEQ_ERROR)
-			__atomic_fetch_add(&sa->replay_fail, 1, __ATOMIC_RELAXED);
-		else if (why[i] == XG_STAT_IN_STATE_PROTO_ERROR)
-			__atomic_fetch_add(&sa->integrity_fail, 1, __ATOMIC_RELAXED);
-		drop(c, mb[i], why[i]);
-	}
+	for (i = good; i < n; i++)
+		sa_drop(c, sa, mb[i], why[i]);
 	if (good == 0)
 		return 0;
-	sa_used(sa, good, good_bytes(orig, esp_bytes, n, mb, good));
+	sa_used(c, sa, good, good_bytes(orig, esp_bytes, n, mb, good));
 	xg_stats_add(c->w->stats, XG_STAT_IN_DECRYPTED, good);
 	for (i = 0; i < good; i++) {
 		out[*nout].m = mb[i];
@@ -1244,7 +1259,7 @@ esp_in_burst(struct ctx *c, struct rx_lists *l)
 		}
 		if (unlikely(sa->encap)) {
 			/* The SA was negotiated for ESP-in-UDP (xfrm_input()). */
-			drop(c, l->esp[i], XG_STAT_IN_STATE_MISMATCH);
+			sa_drop(c, sa, l->esp[i], XG_STAT_IN_STATE_MISMATCH);
 			continue;
 		}
 		v[k].m = l->esp[i];
@@ -1496,7 +1511,7 @@ inbound_natt(struct ctx *c, struct rte_mbuf *m)
 		return true;
 	}
 	if (!sa->encap) {
-		drop(c, m, XG_STAT_IN_STATE_MISMATCH);
+		sa_drop(c, sa, m, XG_STAT_IN_STATE_MISMATCH);
 		return true;
 	}
 	memcpy(&sport, udp, 2);
@@ -1538,11 +1553,10 @@ offload_in(struct ctx *c, struct rte_mbuf *m)
 		return;
 	}
 	if (m->ol_flags & RTE_MBUF_F_RX_SEC_OFFLOAD_FAILED) {
-		__atomic_fetch_add(&sa->integrity_fail, 1, __ATOMIC_RELAXED);
-		drop(c, m, XG_STAT_IN_STATE_PROTO_ERROR);
+		sa_drop(c, sa, m, XG_STAT_IN_STATE_PROTO_ERROR);
 		return;
 	}
-	sa_used(sa, 1, rte_pktmbuf_pkt_len(m) + sa->hdr_len);
+	sa_used(c, sa, 1, rte_pktmbuf_pkt_len(m) + sa->hdr_len);
 	count(c, XG_STAT_IN_DECRYPTED);
 	p.m = m;
 	p.sa = sa;

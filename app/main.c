@@ -31,6 +31,7 @@
 #include "xg_lcore.h"
 #include "xg_port.h"
 #include "xg_server.h"
+#include "xg_telemetry.h"
 #include "xg_xfrm.h"
 
 RTE_LOG_REGISTER(xg_main_logtype, xfrmgw.main, INFO);
@@ -204,6 +205,7 @@ static unsigned int nworkers;
 static struct xg_stats *wstats;
 static unsigned int dp_seq;
 static struct xg_routes *routes;
+static unsigned int wlcore[RTE_MAX_LCORE];   /* each worker's lcore, for telemetry */
 
 /* Exception TAPs of the ports that ask for one: their port ids + 1. */
 static int exc_port[XG_CFG_MAX_PORTS];
@@ -519,8 +521,9 @@ tel_lcore(const char *cmd, const char *params, struct rte_tel_data *d)
 	for (i = 0; i < nworkers; i++) {
 		const struct xg_lcore_load *l = &workers[i].load;
 		struct rte_tel_data *w = rte_tel_data_alloc();
-		uint64_t rounds = __atomic_load_n(&l->rounds, __ATOMIC_RELAXED);
-		uint64_t busy = __atomic_load_n(&l->busy_rounds, __ATOMIC_RELAXED);
+		/* busy first: read after it, rounds cannot be smaller. */
+		uint64_t busy = __atomic_load_n(&l->busy_rounds, __ATOMIC_ACQUIRE);
+		uint64_t rounds = RTE_MAX(__atomic_load_n(&l->rounds, __ATOMIC_RELAXED), busy);
 		uint64_t rx = wstats ? __atomic_load_n(&wstats[i].c[XG_STAT_RX_PACKETS],
 						       __ATOMIC_RELAXED) : 0;
 		char name[20];   /* "worker" and any unsigned int */
@@ -531,6 +534,8 @@ tel_lcore(const char *cmd, const char *params, struct rte_tel_data *d)
 		rte_tel_data_add_dict_u64(w, "lcore", workers[i].lcore);
 		rte_tel_data_add_dict_u64(w, "rounds", rounds);
 		rte_tel_data_add_dict_u64(w, "busy_rounds", busy);
+		rte_tel_data_add_dict_u64(w, "idle_rounds", rounds - busy);
+		rte_tel_data_add_dict_u64(w, "busy_ratio_ppm", rounds ? busy * 1000000 / rounds : 0);
 		rte_tel_data_add_dict_u64(w, "busy_cycles",
 					  __atomic_load_n(&l->busy_cycles, __ATOMIC_RELAXED));
 		rte_tel_data_add_dict_u64(w, "rx_packets", rx);
@@ -629,6 +634,12 @@ report_one(void *arg, uint64_t uid, struct xg_sa_use *u)
 	v = __atomic_load_n(&rt->integrity_fail, __ATOMIC_RELAXED);
 	u->integrity_failed = (uint32_t)(v - rt->rep_integrity);
 	rt->rep_integrity = v;
+	for (unsigned int k = 0; k < XG_SA_NDROPS; k++) {
+		v = __atomic_load_n(&rt->drops[k], __ATOMIC_RELAXED);
+		u->drops[k] = v - rt->rep_drops[k];
+		rt->rep_drops[k] = v;
+	}
+	u->workers = __atomic_load_n(&rt->workers, __ATOMIC_RELAXED);
 	if (!rt->inbound)
 		u->oseq = __atomic_load_n(&rt->esp.seq, __ATOMIC_RELAXED);
 	else if (r->replay && u->packets && rt->esp.replay.window) {
@@ -862,6 +873,7 @@ control_loop(struct xg_server *srv, const struct options *o)
 		}
 		maybe_publish(srv);
 		dpinfo_update(srv);
+		xg_tel_serve();
 		if (nretired)
 			reclaim(false);
 		if (nworkers) {
@@ -947,6 +959,11 @@ main(int argc, char **argv)
 		xg_shared.stop = 1;
 		rc = 1;
 	}
+	for (unsigned int i = 0; i < nworkers; i++)
+		wlcore[i] = workers[i].lcore;
+	xg_tel_init(&(struct xg_tel_ctx){ .srv = srv, .routes = (const struct xg_routes *const *)&routes,
+					  .lcore = wlcore, .nworkers = nworkers,
+					  .report = nworkers ? report_use : NULL, .report_arg = srv });
 	MAIN_LOG(INFO, "%d port(s), %u worker(s)%s, XFRM socket %s", n, nworkers,
 		 nworkers ? "" : " (control plane only)", o.socket_path);
 	if (nworkers && rc == 0)

@@ -153,3 +153,10 @@ xg_dp_is_local(const struct xg_routes *dp, uint8_t family, const uint8_t *addr)
 {
 	return xg_dp_local_port(dp, family, addr) >= 0;
 }
+
+const enum xg_stat xg_sa_drop_stat[XG_SA_NDROPS] = {
+	XG_STAT_IN_HDR_ERROR, XG_STAT_IN_STATE_MODE_ERROR, XG_STAT_IN_STATE_MISMATCH,
+	XG_STAT_IN_STATE_EXPIRED, XG_STAT_IN_TMPL_MISMATCH, XG_STAT_OUT_STATE_MODE_ERROR,
+	XG_STAT_OUT_STATE_SEQ_ERROR, XG_STAT_OUT_STATE_PROTO_ERROR, XG_STAT_OUT_STATE_EXPIRED,
+	XG_STAT_OUT_TOO_BIG, XG_STAT_PMTU_ICMP,
+};

@@ -25,6 +25,8 @@
 #include "xg_esp.h"
 #include "xg_offload.h"
 #include "xg_spd.h"
+#include "xg_stats.h"
+#include "xg_xfrm.h"
 
 struct xg_xfrm;
 struct rte_hash;
@@ -56,13 +58,41 @@ struct xg_sa_rt {
 	uint8_t daddr[16], saddr[16]; /**< SA endpoints (outer), network order */
 	struct xg_spd_rule sel;       /**< inbound: the inner packet must match */
 	uint64_t replay_fail, integrity_fail;
+	uint64_t drops[XG_SA_NDROPS]; /**< by xg_sa_drop_index() (drop path only) */
+	uint64_t workers;             /**< bit i: worker i carried one of its packets */
 	uint64_t map_tsc;             /**< inbound: when a MAPPING was last asked for */
 	/* Control thread only: identity, owner and what was reported so far. */
 	uint64_t uid;
 	const struct xg_dp *owner;    /**< the snapshot that frees it */
 	uint64_t rep_packets, rep_bytes, rep_replay, rep_integrity;
+	uint64_t rep_drops[XG_SA_NDROPS];
 	struct xg_esp_sa esp;
 };
+
+/** The counters of /xfrmgw/stats a packet of one SA can be dropped under,
+ *  besides XfrmInStateSeqError and XfrmInStateProtoError (replay_fail,
+ *  integrity_fail): xg_sa_rt.drops[i] counts xg_sa_drop_stat[i]. */
+extern const enum xg_stat xg_sa_drop_stat[XG_SA_NDROPS];
+
+/** Index of @p why in xg_sa_rt.drops, or -1 when not counted per SA. */
+static inline int
+xg_sa_drop_index(enum xg_stat why)
+{
+	switch (why) {
+	case XG_STAT_IN_HDR_ERROR: return 0;
+	case XG_STAT_IN_STATE_MODE_ERROR: return 1;
+	case XG_STAT_IN_STATE_MISMATCH: return 2;
+	case XG_STAT_IN_STATE_EXPIRED: return 3;
+	case XG_STAT_IN_TMPL_MISMATCH: return 4;
+	case XG_STAT_OUT_STATE_MODE_ERROR: return 5;
+	case XG_STAT_OUT_STATE_SEQ_ERROR: return 6;
+	case XG_STAT_OUT_STATE_PROTO_ERROR: return 7;
+	case XG_STAT_OUT_STATE_EXPIRED: return 8;
+	case XG_STAT_OUT_TOO_BIG: return 9;
+	case XG_STAT_PMTU_ICMP: return 10;
+	default: return -1;
+	}
+}
 
 /** Start loading what a packet of @p sa reads: its hot block and the ESP
  *  state and keys (a burst issues these for every SA before the first

@@ -45,6 +45,8 @@ struct xg_sa {
 	struct xfrm_lifetime_cfg lft;
 	struct xfrm_lifetime_cur curlft;
 	struct xfrm_stats stats;
+	uint64_t dp_drops[XG_SA_NDROPS];  /* the data plane's, for telemetry */
+	uint64_t dp_workers;
 	uint32_t seq;           /* km.seq: for a larval state, the ACQUIRE it answers */
 	uint32_t reqid;
 	uint16_t family;

@@ -43,6 +43,13 @@ sa_view(const struct xg_sa *sa, struct xg_sa_view *v)
 	v->mark_m = sa->mark.m;
 	v->if_id = sa->if_id;
 	v->uid = sa->uid;
+	v->packets = sa->curlft.packets;
+	v->bytes = sa->curlft.bytes;
+	v->use_time = sa->curlft.use_time;
+	v->replay = sa->stats.replay;
+	v->integrity_failed = sa->stats.integrity_failed;
+	v->drops = sa->dp_drops;
+	v->workers = sa->dp_workers;
 }
 
 static void
@@ -60,6 +67,8 @@ pol_view(const struct xg_policy *p, struct xg_pol_view *v)
 	v->mark_v = p->mark.v;
 	v->mark_m = p->mark.m;
 	v->if_id = p->if_id;
+	v->add_time = p->curlft.add_time;
+	v->use_time = p->curlft.use_time;
 }
 
 void
@@ -136,6 +145,9 @@ xg_xfrm_report_use(struct xg_xfrm *x,
 		sa->curlft.packets += u.packets;
 		sa->stats.replay += u.replay;
 		sa->stats.integrity_failed += u.integrity_failed;
+		for (unsigned int k = 0; k < XG_SA_NDROPS; k++)
+			sa->dp_drops[k] += u.drops[k];
+		sa->dp_workers |= u.workers;
 		if (u.use_time) {
 			if (sa->curlft.use_time == 0)
 				sa->curlft.use_time = u.use_time;

@@ -101,12 +101,24 @@ struct xg_sa_view {
 	const struct xfrm_encap_tmpl *encap;   /**< NULL: plain ESP */
 	uint32_t mark_v, mark_m, if_id;
 	uint64_t uid;                   /**< unique for the daemon's life */
+	/* What was reported so far (what GETSA shows), for telemetry. */
+	uint64_t packets, bytes, use_time;
+	uint32_t replay, integrity_failed;
+	const uint64_t *drops;          /**< XG_SA_NDROPS data-plane drop counters */
+	uint64_t workers;               /**< bit i: worker i carried a packet of it */
 };
+
+/** Drop counters the data plane keeps per SA beyond replay and
+ *  integrity (which xfrm_usersa_info carries): the model only adds them
+ *  up across table rebuilds; their meaning is the data plane's. */
+#define XG_SA_NDROPS 11
 
 /** What the data plane saw on one SA since the last report. */
 struct xg_sa_use {
 	uint64_t bytes, packets;
 	uint32_t replay, integrity_failed;
+	uint64_t drops[XG_SA_NDROPS];
+	uint64_t workers;               /**< OR'ed into the SA's set */
 	uint64_t oseq;                  /**< outbound: last sequence number sent */
 	uint64_t use_time;              /**< wall-clock second of the last packet, 0: none */
 	/** Inbound, when known (else 0): the highest sequence number received
@@ -124,6 +136,7 @@ struct xg_pol_view {
 	uint8_t ntmpl;
 	const struct xfrm_user_tmpl *tmpl;
 	uint32_t mark_v, mark_m, if_id;
+	uint64_t add_time, use_time;
 };
 
 /** Changes so far: differs after every change of the SAD or SPD. */

@@ -112,7 +112,7 @@ def telemetry(cmd, path=None):
     s.send(cmd.encode())
     reply = json.loads(s.recv(65536).decode())
     s.close()
-    return reply[cmd]
+    return reply[cmd.split(",")[0]]   # the reply names the command, not its parameters
 
 
 def stop_gateway(p, log):
