@@ -2,7 +2,7 @@
 # Install the Debian 12 packages xfrmgw needs to build and test. Idempotent.
 set -eu
 PKGS="build-essential pkg-config libmnl-dev meson ninja-build dpdk-dev libdpdk-dev libipsec-mb-dev
-      iproute2 kmod user-mode-linux python3 python3-pytest python3-scapy python3-cryptography
+      iproute2 kmod user-mode-linux python3 python3-pytest python3-scapy python3-cryptography python3-prometheus-client
       strace strongswan-charon strongswan-swanctl libstrongswan-standard-plugins libcharon-extra-plugins iputils-ping ethtool procps
       dpdk-doc clang-14 libclang-rt-14-dev llvm-14 libssl-dev"
 missing=""
