@@ -20,6 +20,7 @@
 #include <rte_log.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_pdump.h>
 #include <rte_memzone.h>
 #include <rte_ring_elem.h>
 #include <rte_telemetry.h>
@@ -912,6 +913,11 @@ main(int argc, char **argv)
 		rte_eal_cleanup();
 		return 2;
 	}
+	/* dpdk-dumpcap / dpdk-pdump attach as secondary processes: they need
+	 * the shared configuration (no --no-shconf) and hugepages. */
+	if (rte_pdump_init())
+		MAIN_LOG(INFO, "packet capture unavailable (dpdk-dumpcap needs hugepages and no "
+			 "--no-shconf): %s", rte_strerror(rte_errno));
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
@@ -996,6 +1002,7 @@ out_pool:
 	rte_mempool_free(pool);
 	rte_memzone_walk(memzone_left, NULL);
 out_eal:
+	rte_pdump_uninit();
 	rte_eal_cleanup();
 	return rc;
 }

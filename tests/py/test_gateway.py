@@ -63,10 +63,13 @@ def topo(tmp_path):
             sh("ip link del " + g, check=False)
 
 
-def start_gateway(tmp_path, t, extra_conf=None, lcores="0,1", qpairs=1, netns=None):
+NO_HUGE = ("--no-huge", "-m", "512", "--no-pci", "--no-shconf")
+
+
+def start_gateway(tmp_path, t, extra_conf=None, lcores="0,1", qpairs=1, netns=None, mem=NO_HUGE):
     """Start xfrmgw between the two netns (itself in @p netns if given);
     @p extra_conf replaces the default configuration (%(lan)s and %(wan)s
-    stand for the test hosts' MACs)."""
+    stand for the test hosts' MACs); @p mem: EAL's memory options."""
     conf = tmp_path / "gw.conf"
     if extra_conf:
         macs = {"lan": mac(t["lan_ns"], t["lan_t"])}
@@ -83,8 +86,8 @@ def start_gateway(tmp_path, t, extra_conf=None, lcores="0,1", qpairs=1, netns=No
            mac(t["lan_ns"], t["lan_t"])))
     sock = str(tmp_path / "x.sock")
     log = open(tmp_path / "gw.log", "w+")
-    cmd = [conftest.XFRMGW, "--lcores", lcores, "--no-huge", "-m", "512", "--no-pci",
-           "--no-shconf", "--file-prefix", "xgt%d" % os.getpid(),
+    cmd = [conftest.XFRMGW, "--lcores", lcores] + list(mem) + [
+           "--file-prefix", "xgt%d" % os.getpid(),
            "--vdev", "net_af_packet0,iface=%s,qpairs=%d" % (t["lan_g"], qpairs),
            "--vdev", "net_af_packet1,iface=%s,qpairs=%d" % (t["wan_g"], qpairs),
            "--log-level", "*:info", "--log-level", "lib.*:warning",
