@@ -20,6 +20,7 @@
 #include <rte_ring_elem.h>
 #include <rte_ip.h>
 #include <rte_ip_frag.h>
+#include <rte_log.h>
 #include <rte_mbuf.h>
 #include <rte_security.h>
 #include <rte_udp.h>
@@ -1702,6 +1703,22 @@ xg_worker_rx_once(struct xg_worker *w, uint16_t port, struct rte_mbuf **mb, uint
 		rte_ip_frag_table_destroy(c.frag);
 }
 
+RTE_LOG_REGISTER(xg_worker_logtype, xfrmgw.worker, INFO);
+
+static void
+log_start(const struct xg_worker *w, bool frag)
+{
+	char q[XG_CFG_MAX_RXQ * 12 + 1] = "";
+	size_t off = 0;
+	uint16_t i;
+
+	for (i = 0; i < w->nrxq && off < sizeof(q); i++)
+		off += (size_t)snprintf(q + off, sizeof(q) - off, " %u:%u", w->rxq[i].port,
+					w->rxq[i].queue);
+	rte_log(RTE_LOG_INFO, xg_worker_logtype, "worker %u: lcore %u polls port:queue%s%s\n",
+		w->tid, w->lcore, q, frag ? "" : " (no reassembly table: ESP fragments dropped)");
+}
+
 int
 xg_worker_main(void *arg)
 {
@@ -1715,6 +1732,7 @@ xg_worker_main(void *arg)
 	memset(&c, 0, sizeof(c));
 	c.w = w;
 	c.frag = frag_table(w);
+	log_start(w, c.frag != NULL);
 	rte_rcu_qsbr_thread_register(xg_shared.qsbr, w->tid);
 	rte_rcu_qsbr_thread_online(xg_shared.qsbr, w->tid);
 	last = rte_rdtsc();

@@ -30,6 +30,7 @@
 #include "xg_dp.h"
 #include "xg_exception.h"
 #include "xg_lcore.h"
+#include "xg_log.h"
 #include "xg_port.h"
 #include "xg_server.h"
 #include "xg_telemetry.h"
@@ -951,6 +952,8 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out_ports;
 	}
+	xg_server_set_observer(srv, xg_log_observe, NULL);
+	xg_log_init();
 	rte_telemetry_register_cmd("/xfrmgw/stats", tel_stats,
 				   "Data-plane counters (Linux XFRM MIB names, then xfrmgw's own)");
 	rte_telemetry_register_cmd("/xfrmgw/lcore", tel_lcore,

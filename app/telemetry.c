@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include <rte_ethdev.h>
+#include <rte_log.h>
 #include <rte_security.h>
 #include <rte_telemetry.h>
 
@@ -33,6 +34,8 @@
 
 #define MAX_LIST 512            /* RTE_TEL_MAX_ARRAY_ENTRIES */
 #define WAIT_MS 2000            /* a control thread busier than this: EBUSY */
+
+RTE_LOG_REGISTER(xg_tel_logtype, xfrmgw.telemetry, INFO);
 
 typedef int (*tel_fn)(const char *params, struct rte_tel_data *d);
 
@@ -95,6 +98,8 @@ ask(tel_fn fn, const char *params, struct rte_tel_data *d)
 		if (pthread_cond_timedwait(&done_cv, &lock, &until) == ETIMEDOUT && !mb.done) {
 			__atomic_store_n(&mb.pending, 0, __ATOMIC_RELEASE);
 			mb.rc = -EBUSY;
+			rte_log(RTE_LOG_WARNING, xg_tel_logtype,
+				"telemetry: the control thread did not answer within %d ms\n", WAIT_MS);
 			break;
 		}
 	rc = mb.rc;

@@ -49,6 +49,7 @@ struct client {
 	size_t qbytes;
 	struct xg_xfrm_dump *dump;
 	uint32_t epmask;
+	int pid;          /* SO_PEERCRED at connect, 0 unknown */
 };
 
 struct xg_server {
@@ -63,6 +64,9 @@ struct xg_server {
 	struct xg_server_stats st;
 	void (*before_reply)(void *arg);
 	void *before_reply_arg;
+	void (*observe)(void *arg, enum xg_server_seen what, int pid, const void *msg, size_t len);
+	void *observe_arg;
+	struct client *cur;   /* whose request is being handled */
 	uint8_t rx[RX_MAX];
 };
 
@@ -120,7 +124,11 @@ static void
 on_unicast(void *opaque, const void *msg, size_t len)
 {
 	struct client *c = opaque;
+	const struct nlmsghdr *h = msg;
 
+	if (c->srv->observe && len >= NLMSG_LENGTH(sizeof(int)) && h->nlmsg_type == NLMSG_ERROR &&
+	    *(const int *)NLMSG_DATA(h) != 0)
+		c->srv->observe(c->srv->observe_arg, XG_SEEN_ERROR, c->pid, msg, len);
 	if (queue_msg(c, 0, msg, len))
 		c->dead = true;
 }
@@ -131,6 +139,8 @@ on_multicast(void *ctx, uint32_t group, const void *msg, size_t len)
 	struct xg_server *s = ctx;
 	struct client *c;
 
+	if (s->observe)
+		s->observe(s->observe_arg, XG_SEEN_EVENT, s->cur ? s->cur->pid : 0, msg, len);
 	for (c = s->clients; c; c = c->next) {
 		if (!(c->groups & group) || c->dead)
 			continue;
@@ -279,8 +289,13 @@ read_one(struct client *c)
 		handle_ctl(c, s->rx, (size_t)n);
 	else if (!c->privileged)
 		refuse(c, s->rx, (size_t)n);
-	else
+	else {
+		if (s->observe)
+			s->observe(s->observe_arg, XG_SEEN_REQUEST, c->pid, s->rx, (size_t)n);
+		s->cur = c;
 		xg_xfrm_rcv(s->x, &c->peer, s->rx, (size_t)n);
+		s->cur = NULL;
+	}
 	explicit_bzero(s->rx, (size_t)n);
 	return !c->dead;
 }
@@ -343,13 +358,14 @@ pid_in_group(pid_t pid, gid_t gid)
 }
 
 static bool
-peer_privileged(const struct xg_server *s, int fd)
+peer_privileged(const struct xg_server *s, int fd, int *pid)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
 		return false;
+	*pid = (int)cr.pid;
 	if (cr.uid == 0 || cr.uid == geteuid())
 		return true;
 	if (s->gid == (gid_t)-1)
@@ -375,7 +391,7 @@ accept_clients(struct xg_server *s)
 		c->fd = fd;
 		c->srv = s;
 		c->qtail = &c->qhead;
-		c->privileged = peer_privileged(s, fd);
+		c->privileged = peer_privileged(s, fd, &c->pid);
 		c->peer.opaque = c;
 		c->epmask = EPOLLIN;
 		ev.events = EPOLLIN;
@@ -413,6 +429,16 @@ service(struct client *c, uint32_t events)
 			return false;
 	}
 	return true;
+}
+
+void
+xg_server_set_observer(struct xg_server *s,
+		       void (*fn)(void *arg, enum xg_server_seen what, int pid, const void *msg,
+				  size_t len),
+		       void *arg)
+{
+	s->observe = fn;
+	s->observe_arg = arg;
 }
 
 void

@@ -70,6 +70,23 @@ int xg_server_check_path(struct xg_server *s);
  */
 void xg_server_set_before_reply(struct xg_server *s, void (*fn)(void *arg), void *arg);
 
+/** What an observer (xg_server_set_observer()) is shown. */
+enum xg_server_seen {
+	XG_SEEN_REQUEST,   /**< a request about to be handled */
+	XG_SEEN_EVENT,     /**< an event the model multicast (a change) */
+	XG_SEEN_ERROR,     /**< an NLMSG_ERROR answer with a non-zero error */
+};
+
+/**
+ * Have @p fn see every request, every multicast event and every error
+ * answer, with the pid of the client concerned (SO_PEERCRED at connect;
+ * 0: none, e.g. an event of the timer). For logging; NULL: none.
+ */
+void xg_server_set_observer(struct xg_server *s,
+			    void (*fn)(void *arg, enum xg_server_seen what, int pid,
+				       const void *msg, size_t len),
+			    void *arg);
+
 /** Counters since creation. */
 void xg_server_stats(const struct xg_server *s, struct xg_server_stats *st);
 
