@@ -9,6 +9,10 @@
 #include <getopt.h>
 #include <grp.h>
 #include <signal.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +54,34 @@ struct options {
 	unsigned int run_seconds;  /* 0: until signalled */
 	unsigned int mbufs;        /* packet buffers in the pool */
 	gid_t socket_gid;          /* admitted to the XFRM socket; -1: root only */
+	bool socket_set, group_set;  /* given on the command line: the file's do not apply */
 };
 
 static volatile sig_atomic_t stop;
+
+/* systemd's readiness protocol (Type=notify): one datagram to
+ * $NOTIFY_SOCKET, a path or "@abstract". Nothing without the variable. */
+static void
+notify(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	socklen_t len;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(sun.sun_path))
+		return;
+	memcpy(sun.sun_path, path, strlen(path));
+	if (path[0] == '@')
+		sun.sun_path[0] = 0;
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, state, strlen(state), 0, (struct sockaddr *)&sun, len) < 0)
+		MAIN_LOG(WARNING, "NOTIFY_SOCKET %s: %s", path, strerror(errno));
+	close(fd);
+}
 
 static void
 on_signal(int sig)
@@ -93,10 +122,8 @@ parse_group(const char *arg, gid_t *gid)
 	}
 	errno = 0;
 	n = strtoul(arg, &end, 10);
-	if (*arg < '0' || *arg > '9' || *end || errno || n >= (gid_t)-1) {
-		fprintf(stderr, "--xfrm-socket-group: no group %s\n", arg);
+	if (*arg < '0' || *arg > '9' || *end || errno || n >= (gid_t)-1)
 		return -1;
-	}
 	*gid = (gid_t)n;
 	return 0;
 }
@@ -121,18 +148,23 @@ parse_options(int argc, char **argv, struct options *o)
 	o->run_seconds = 0;
 	o->mbufs = NB_MBUF;
 	o->socket_gid = (gid_t)-1;
+	o->socket_set = o->group_set = false;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			o->socket_path = optarg;
+			o->socket_set = true;
 			break;
 		case 'c':
 			o->config_path = optarg;
 			break;
 		case 'g':
-			if (parse_group(optarg, &o->socket_gid) < 0)
+			if (parse_group(optarg, &o->socket_gid) < 0) {
+				fprintf(stderr, "--xfrm-socket-group: no group %s\n", optarg);
 				return -EINVAL;
+			}
+			o->group_set = true;
 			break;
 		case 't':
 			o->run_seconds = (unsigned int)strtoul(optarg, &end, 10);
@@ -186,8 +218,9 @@ check_config(const struct xg_config *cfg)
 	return 0;
 }
 
+/* The file's [control] keys, where the command line did not say. */
 static int
-load_config(const struct options *o, struct xg_config *cfg)
+load_config(struct options *o, struct xg_config *cfg)
 {
 	char err[256];
 
@@ -197,6 +230,13 @@ load_config(const struct options *o, struct xg_config *cfg)
 	}
 	if (xg_config_load(o->config_path, cfg, err, sizeof(err)) < 0) {
 		MAIN_LOG(ERR, "config: %s", err);
+		return -1;
+	}
+	if (!o->socket_set && cfg->control.socket[0])
+		o->socket_path = cfg->control.socket;
+	if (!o->group_set && cfg->control.socket_group[0] &&
+	    parse_group(cfg->control.socket_group, &o->socket_gid) < 0) {
+		MAIN_LOG(ERR, "config: [control] socket_group: no group %s", cfg->control.socket_group);
 		return -1;
 	}
 	return check_config(cfg);
@@ -978,8 +1018,13 @@ main(int argc, char **argv)
 	if (nworkers && rc == 0)
 		MAIN_LOG(INFO, "%u mbufs; each worker reassembles up to %u packets", pool->size,
 			 workers[0].frag_max);
-	if (rc == 0)
+	if (rc == 0) {
+		/* The socket serves and the data plane runs: an IKE daemon
+		 * ordered after us (systemd) may start. */
+		notify("READY=1");
 		rc = control_loop(srv, &o) ? 1 : 0;
+		notify("STOPPING=1");
+	}
 	xg_shared.stop = 1;
 	rte_eal_mp_wait_lcore();
 	log_counters();

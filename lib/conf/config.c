@@ -324,6 +324,34 @@ parse_worker(struct ctx *c, const char *sec, const char *arg, struct rte_cfgfile
 	return 0;
 }
 
+/* [control]: socket = PATH (absolute), socket_group = NAME|GID. */
+static int
+parse_control(struct ctx *c, const char *sec, const struct rte_cfgfile_entry *e, int n)
+{
+	struct xg_cfg_control *ctl = &c->cfg->control;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (strcmp(e[i].name, "socket") == 0) {
+			if (e[i].value[0] != '/' || strlen(e[i].value) >= sizeof(ctl->socket))
+				return fail(c, -EINVAL, "[%s] socket: an absolute path of at most %zu "
+					    "bytes: %s", sec, sizeof(ctl->socket) - 1, e[i].value);
+			strcpy(ctl->socket, e[i].value);
+		} else if (strcmp(e[i].name, "socket_group") == 0) {
+			if (strlen(e[i].value) >= sizeof(ctl->socket_group) ||
+			    strspn(e[i].value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					       "0123456789_.-") != strlen(e[i].value))
+				return fail(c, -EINVAL, "[%s] socket_group: not a group name or number: "
+					    "%s", sec, e[i].value);
+			strcpy(ctl->socket_group, e[i].value);
+		} else {
+			return fail(c, -EINVAL, "[%s]: unknown key %s (socket, socket_group)", sec,
+				    e[i].name);
+		}
+	}
+	return 0;
+}
+
 static int
 parse_section(struct ctx *c, const char *sec)
 {
@@ -347,9 +375,11 @@ parse_section(struct ctx *c, const char *sec)
 		rc = parse_neigh(c, sec, e, n);
 	else if ((arg = section_arg(sec, "worker")) != NULL)
 		rc = parse_worker(c, sec, arg, e, n);
+	else if (strcmp(sec, "control") == 0)
+		rc = parse_control(c, sec, e, n);
 	else
-		rc = fail(c, -EINVAL, "[%s]: unknown section (port N, route NAME, neighbour NAME, "
-			  "worker LCORE)", sec);
+		rc = fail(c, -EINVAL, "[%s]: unknown section (control, port N, route NAME, "
+			  "neighbour NAME, worker LCORE)", sec);
 	free(e);
 	return rc;
 }

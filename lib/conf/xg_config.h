@@ -73,7 +73,14 @@ struct xg_cfg_worker {
 	struct xg_cfg_rxq rxq[XG_CFG_MAX_RXQ];
 };
 
+/** [control]: the XFRM socket (command-line options win over these). */
+struct xg_cfg_control {
+	char socket[108];             /**< "" : not set (sizeof sun_path) */
+	char socket_group[64];        /**< group name or number, "" : not set */
+};
+
 struct xg_config {
+	struct xg_cfg_control control;
 	struct xg_cfg_port port[XG_CFG_MAX_PORTS];
 	uint16_t nroutes, nneigh, nworkers;
 	struct xg_cfg_route route[XG_CFG_MAX_ROUTES];

@@ -142,7 +142,7 @@ class Charon:
     """A charon in a namespace, with a private /run (its pid file)."""
 
     def __init__(self, ns, workdir, plugins, env=None, routes="no", table="0", creds=None,
-                 **conn):
+                 swanctl_text=None, include=None, **conn):
         self.dir = workdir
         os.makedirs(workdir, exist_ok=True)
         conn.setdefault("auth", "psk")
@@ -155,8 +155,10 @@ class Charon:
         with open(os.path.join(workdir, "strongswan.conf"), "w") as f:
             f.write(STRONGSWAN_CONF % dict(plugins=plugins, dir=workdir, routes=routes,
                                            table=table))
+            if include:
+                f.write("include %s\n" % include)
         with open(os.path.join(workdir, "swanctl.conf"), "w") as f:
-            f.write(SWANCTL_CONF % conn)
+            f.write(swanctl_text if swanctl_text is not None else SWANCTL_CONF % conn)
         self.ns = ns
         e = dict(os.environ, STRONGSWAN_CONF=os.path.join(workdir, "strongswan.conf"),
                  SWANCTL_DIR=workdir)
@@ -195,9 +197,10 @@ class Charon:
                 self.proc.wait()
 
 
-def start_gateway(net, tmp_path, extra=""):
+def start_gateway(net, tmp_path, extra="", conf_text=None):
     conf = tmp_path / "gw.conf"
-    conf.write_text("[port 0]\nipv4 = %s/24\n[port 1]\nipv4 = %s/24\nexception = xgwan\n"
+    conf.write_text(conf_text if conf_text is not None else
+                    "[port 0]\nipv4 = %s/24\n[port 1]\nipv4 = %s/24\nexception = xgwan\n"
                     % (GW_LAN, GW_WAN) + extra)
     sock = str(tmp_path / "x.sock")
     log = open(tmp_path / "gw.log", "w+")
@@ -816,3 +819,43 @@ def test_linux_kernel_peer_many_child_sas(net_uml, tmp_path):
         text, counters = t.close()
     assert "SAD count 102" in sas, sas
     assert counters.get("XgOutEncrypted", 0) >= 100, text
+
+
+EXAMPLE = os.path.join(conftest.ROOT, "conf", "site-to-site")
+
+
+def test_site_to_site_example(net, tmp_path):
+    """conf/site-to-site as shipped: the gateway runs its xfrmgw.conf,
+    charon its swanctl.conf and strongswan-xfrmgw.conf, the peer
+    peer-swanctl.conf; a ping and a TCP transfer each way cross the data
+    plane. Only paths differ (sockets, the test's vici and log)."""
+    def text(name):
+        return open(os.path.join(EXAMPLE, name)).read()
+    p, log, sock = start_gateway(net, tmp_path, conf_text=text("xfrmgw.conf"))
+    gw = peer = None
+    try:
+        gw = Charon(net["gw"], str(tmp_path / "gw-charon"), PLUGINS + " kernel-netlink",
+                    env={"LD_PRELOAD": conftest.PRELOAD, "XFRMGW_SOCKET": sock},
+                    swanctl_text=text("swanctl.conf"),
+                    include=os.path.join(EXAMPLE, "strongswan-xfrmgw.conf"))
+        gw.load()
+        peer = Charon(net["peer"], str(tmp_path / "peer-charon"),
+                      PLUGINS + " kernel-libipsec kernel-netlink", routes="yes", table="220",
+                      swanctl_text=text("peer-swanctl.conf"))
+        peer.load()
+        r = peer.swanctl("--initiate --child net --timeout 20", check=False, timeout=40)
+        assert "initiate completed successfully" in r.stdout, r.stdout + gw.log()
+        env = dict(os.environ, LD_PRELOAD=conftest.PRELOAD, XFRMGW_SOCKET=sock)
+        sas = subprocess.run(["ip", "xfrm", "state"], env=env, capture_output=True,
+                             text=True).stdout
+        assert sas.count("proto esp") == 2 and "aead rfc4106(gcm(aes))" in sas, sas
+        assert received(ping(net, 8)) >= 6
+        transfer(net, net["host"], HOST, net["peer"], PEER_NET, size=1 << 20)
+        transfer(net, net["peer"], PEER_NET, net["host"], HOST, size=1 << 20)
+    finally:
+        for c in (peer, gw):
+            if c:
+                c.stop()
+        text_, counters = stop_gateway(p, log)
+    assert counters.get("XgOutEncrypted", 0) >= 200 and counters.get("XgInDecrypted", 0) >= 200, \
+        text_

@@ -76,6 +76,9 @@ static const struct {
 	{ "[port 0]\n; fine\nipv4\n", -EINVAL, ":3: expected KEY = VALUE" },
 	{ "[port 0]\nipv4 =   \n", -EINVAL, ":2: expected KEY = VALUE" },
 	{ "[port 0\n", -EINVAL, ":1: unterminated section header" },
+	{ "[control]\nsocket = run/x.sock\n", -EINVAL, "[control] socket: an absolute path" },
+	{ "[control]\nsocket_group = a b\n", -EINVAL, "socket_group: not a group" },
+	{ "[control]\nsock = /x\n", -EINVAL, "unknown key sock" },
 };
 
 int
@@ -98,6 +101,9 @@ main(int argc, char **argv)
 			fprintf(stderr, "case %zu: error '%s' lacks '%s'\n", i, err, bad[i].msg);
 		}
 	}
+	CHECK(load_text("[control]\nsocket = /run/xfrmgw/a.sock\nsocket_group = ipsec\n") == 0 &&
+	      strcmp(cfg.control.socket, "/run/xfrmgw/a.sock") == 0 &&
+	      strcmp(cfg.control.socket_group, "ipsec") == 0);
 	CHECK(xg_config_load("/nonexistent/x.conf", &cfg, err, sizeof(err)) == -ENOENT);
 	return CHECK_REPORT();
 }
