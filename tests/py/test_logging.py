@@ -111,7 +111,12 @@ def test_one_line_per_change_no_keys(tmp_path):
         assert levels("/xfrmgw/log,xfrmgw.xfrm:debug") == {"xfrmgw.xfrm": "debug"}
         ip(env, "xfrm state list")
         ip(env, "xfrm policy add src 10.5.0.0/16 dst 10.6.0.0/16 dir in")
+        # A key at DEBUG too: requests are logged by type and size only.
+        ip(env, "xfrm state add src 192.0.2.1 dst 198.51.100.9 proto esp spi 0x4003 "
+           "mode tunnel aead 'rfc4106(gcm(aes))' %s 128" % KEY)
         text = output(log)
+        assert re.search(r"request NEWSA \(16\) from pid \d+, \d+ bytes", text), text
+        assert KEY[2:].lower() not in text.lower() and KEY[2:18] not in text.lower()
         assert re.search(r"request GETSA \(\d+\) from pid \d+", text), text
         assert "dir in 10.5.0.0/16 -> 10.6.0.0/16" in text
         assert re.search(r"log level of xfrmgw\.xfrm set to debug", text)

@@ -43,7 +43,8 @@ done
 XFRMGW_PRELOAD="$ROOT/build/lib/libxfrmgw-preload.so" $PYTEST \
 	tests/py/test_xfrm_socket.py tests/py/test_xfrm_raw_diff.py tests/py/test_refusals.py \
 	tests/py/test_daemon.py tests/py/test_gateway_pcap.py tests/py/test_esp_engine.py \
-	tests/py/test_teardown.py tests/py/test_unaligned.py "$@" || rc=$?
+	tests/py/test_teardown.py tests/py/test_unaligned.py tests/py/test_telemetry.py \
+	tests/py/test_logging.py "$@" || rc=$?
 
 # The preload library itself under ASan and UBSan, in ip, sh and python
 # (the ASan runtime first in LD_PRELOAD): a fault makes the client exit
