@@ -162,11 +162,13 @@ log_sel(const char *what, int pid, const struct xfrm_selector *sel, uint8_t dir,
 }
 
 #define HAS(h, T) ((h)->nlmsg_len >= NLMSG_LENGTH(sizeof(T)))
+/* NLMSG_DATA() casts the const away. */
+#define DATA(h) ((const void *)((const char *)(h) + NLMSG_HDRLEN))
 
 static void
 log_event(int pid, const struct nlmsghdr *h)
 {
-	const void *b = NLMSG_DATA(h);
+	const void *b = DATA(h);
 	char d[INET6_ADDRSTRLEN], extra[64];
 
 	switch (h->nlmsg_type) {
@@ -278,7 +280,7 @@ xg_log_observe(void *arg, enum xg_server_seen what, int pid, const void *msg, si
 		return;
 	case XG_SEEN_ERROR:
 		if (HAS(h, struct nlmsgerr)) {
-			const struct nlmsgerr *e = NLMSG_DATA(h);
+			const struct nlmsgerr *e = DATA(h);
 
 			if (is_change(e->msg.nlmsg_type))
 				XLOG(INFO, "%s from pid %d refused: %s", msg_name(e->msg.nlmsg_type),

@@ -127,7 +127,7 @@ on_unicast(void *opaque, const void *msg, size_t len)
 	const struct nlmsghdr *h = msg;
 
 	if (c->srv->observe && len >= NLMSG_LENGTH(sizeof(int)) && h->nlmsg_type == NLMSG_ERROR &&
-	    *(const int *)NLMSG_DATA(h) != 0)
+	    *(const int *)((const char *)msg + NLMSG_HDRLEN) != 0)
 		c->srv->observe(c->srv->observe_arg, XG_SEEN_ERROR, c->pid, msg, len);
 	if (queue_msg(c, 0, msg, len))
 		c->dead = true;
