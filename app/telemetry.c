@@ -164,6 +164,31 @@ parse_u32(const char *s, size_t len, uint32_t *v)
 	return 0;
 }
 
+/* Double the array *@p arr of *@p cap elements of @p size (256 at first). */
+static int
+grow(void **arr, unsigned int *cap, size_t size)
+{
+	unsigned int n = *cap ? *cap * 2 : 256;
+	void *p = realloc(*arr, n * size);
+
+	if (p == NULL)
+		return -ENOMEM;
+	*arr = p;
+	*cap = n;
+	return 0;
+}
+
+/* {"count": N, "truncated": 0|1, NAME: the first MAX_LIST of them}. */
+static int
+list_reply(struct rte_tel_data *d, unsigned int n, const char *name, struct rte_tel_data *list)
+{
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_u64(d, "count", n);
+	rte_tel_data_add_dict_u64(d, "truncated", n > MAX_LIST);
+	rte_tel_data_add_dict_container(d, name, list, 0);
+	return 0;
+}
+
 /* ---- /xfrmgw/sa ------------------------------------------------------ */
 
 struct sa_key {
@@ -210,16 +235,9 @@ collect_sa(void *arg, const struct xg_sa_view *v)
 {
 	struct sa_walk *w = arg;
 
-	if (w->n == w->cap) {
-		unsigned int cap = w->cap ? w->cap * 2 : 256;
-		struct sa_key *k = realloc(w->keys, cap * sizeof(*k));
-
-		if (k == NULL) {
-			w->err = -ENOMEM;
-			return;
-		}
-		w->keys = k;
-		w->cap = cap;
+	if (w->n == w->cap && grow((void **)&w->keys, &w->cap, sizeof(*w->keys))) {
+		w->err = -ENOMEM;
+		return;
 	}
 	sa_key_of(v, &w->keys[w->n++]);
 }
@@ -249,12 +267,8 @@ sa_list(const char *params, struct rte_tel_data *d)
 		snprintf(spi, sizeof(spi), "0x%08x", w.keys[i].spi);
 		rte_tel_data_add_array_string(a, spi);
 	}
-	rte_tel_data_start_dict(d);
-	rte_tel_data_add_dict_u64(d, "count", w.n);
-	rte_tel_data_add_dict_u64(d, "truncated", w.n > MAX_LIST);
-	rte_tel_data_add_dict_container(d, "sas", a, 0);
 	free(w.keys);
-	return 0;
+	return list_reply(d, w.n, "sas", a);
 }
 
 static void
@@ -430,16 +444,9 @@ collect_pol(void *arg, const struct xg_pol_view *v)
 {
 	struct pol_walk *w = arg;
 
-	if (w->n == w->cap) {
-		unsigned int cap = w->cap ? w->cap * 2 : 256;
-		uint32_t *k = realloc(w->idx, cap * sizeof(*k));
-
-		if (k == NULL) {
-			w->err = -ENOMEM;
-			return;
-		}
-		w->idx = k;
-		w->cap = cap;
+	if (w->n == w->cap && grow((void **)&w->idx, &w->cap, sizeof(*w->idx))) {
+		w->err = -ENOMEM;
+		return;
 	}
 	w->idx[w->n++] = v->index;
 }
@@ -474,12 +481,8 @@ pol_list(const char *params, struct rte_tel_data *d)
 	rte_tel_data_start_array(a, RTE_TEL_U64_VAL);
 	for (i = 0; i < w.n && i < MAX_LIST; i++)
 		rte_tel_data_add_array_u64(a, w.idx[i]);
-	rte_tel_data_start_dict(d);
-	rte_tel_data_add_dict_u64(d, "count", w.n);
-	rte_tel_data_add_dict_u64(d, "truncated", w.n > MAX_LIST);
-	rte_tel_data_add_dict_container(d, "policies", a, 0);
 	free(w.idx);
-	return 0;
+	return list_reply(d, w.n, "policies", a);
 }
 
 static void

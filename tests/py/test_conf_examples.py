@@ -6,18 +6,17 @@ charon loads the road-warrior swanctl.conf through xfrmgw; the bench-lab
 script installs its tunnel. (The site-to-site files carry a tunnel in
 test_strongswan.py::test_site_to_site_example.)"""
 import glob
-import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import time
 
 import pytest
 
 import conftest
-from test_strongswan import CHARON, PLUGINS, Charon, make_certs
+from test_gateway import telemetry
+from test_strongswan import PLUGINS, Charon, make_certs
 
 CONF = os.path.join(conftest.ROOT, "conf")
 STAT = os.path.join(conftest.BUILD, "app", "xfrmgw-stat")
@@ -76,13 +75,7 @@ class Gw:
         return r.stdout
 
     def telemetry(self, cmd):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        s.connect("/var/run/dpdk/%s/dpdk_telemetry.v2" % self.prefix)
-        s.recv(16384)
-        s.send(cmd.encode())
-        reply = json.loads(s.recv(65536).decode())
-        s.close()
-        return reply[cmd.split(",")[0]]
+        return telemetry(cmd, "/var/run/dpdk/%s/dpdk_telemetry.v2" % self.prefix)
 
     def stop(self):
         self.p.terminate()

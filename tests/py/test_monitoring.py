@@ -16,12 +16,11 @@ import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from scapy.all import Ether, IP, UDP, Raw
-from scapy.layers.ipsec import ESP, SecurityAssociation  # noqa: F401
 
 import conftest
-from test_gateway import (GW_WAN, KEY_B, LANHOST, PEER, exchange, install_tunnel,  # noqa: F401
-                          mac, start_gateway, stop_gateway, telemetry, topo)
+from test_gateway import (GW_WAN, install_tunnel, start_gateway, stop_gateway,  # noqa: F401
+                          telemetry, topo)
+from test_telemetry import esp_in_with_drops
 
 STAT = os.path.join(conftest.BUILD, "app", "xfrmgw-stat")
 EXPORTER = os.path.join(conftest.ROOT, "app", "xfrmgw-exporter")
@@ -69,22 +68,6 @@ def start_exporter(port, *extra):
             time.sleep(0.1)
 
 
-def traffic(t, tmp_path):
-    """4 ESP packets on SA 0x200, one of them replayed, one with a bad ICV."""
-    gw_wan_mac, wan_mac = mac(None, t["wan_g"]), mac(t["wan_ns"], t["wan_t"])
-    sa = SecurityAssociation(ESP, spi=0x200, crypt_algo="AES-GCM", crypt_key=KEY_B,
-                             tunnel_header=IP(src=PEER, dst=GW_WAN))
-    back = [IP(src="10.2.0.5", dst=LANHOST) / UDP(sport=7, dport=9) / Raw(b"r" * i)
-            for i in range(4)]
-    enc = [sa.encrypt(x, seq_num=i + 1) for i, x in enumerate(back)]
-    raw = bytearray(bytes(sa.encrypt(back[0], seq_num=9)))
-    raw[-1] ^= 1
-    frames = [Ether(src=wan_mac, dst=gw_wan_mac) / x for x in enc + [enc[0], IP(bytes(raw))]]
-    got = [f for f in exchange(t, tmp_path, "wan", frames)
-           if f.haslayer(UDP) and f[IP].dst == LANHOST]
-    assert len(got) == 4
-
-
 def test_stat_tool_and_exporter(topo, tmp_path):
     t = topo
     port = free_port()
@@ -97,7 +80,7 @@ def test_stat_tool_and_exporter(topo, tmp_path):
         p, log, env = start_gateway(tmp_path, t)
         try:
             install_tunnel(env)
-            traffic(t, tmp_path)
+            esp_in_with_drops(t, tmp_path)
             live = telemetry("/xfrmgw/stats")
             r = subprocess.run([STAT, "--file-prefix", prefix()], capture_output=True, text=True,
                                check=True)

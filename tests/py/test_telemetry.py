@@ -30,17 +30,34 @@ def tel_raw(cmd):
     return text, json.loads(text)
 
 
+def esp_in_with_drops(t, tmp_path, extra=()):
+    """4 ESP packets on SA 0x200 (GCM), then the first again (a replay) and
+    one with a bad ICV, then the IP packets @p extra; the 4 must arrive."""
+    gw_wan_mac, wan_mac = mac(None, t["wan_g"]), mac(t["wan_ns"], t["wan_t"])
+    sa = SecurityAssociation(ESP, spi=0x200, crypt_algo="AES-GCM", crypt_key=KEY_B,
+                             tunnel_header=IP(src=PEER, dst=GW_WAN))
+    back = [IP(src="10.2.0.5", dst=LANHOST) / UDP(sport=7, dport=9) / Raw(b"r" * i)
+            for i in range(4)]
+    enc = [sa.encrypt(x, seq_num=i + 1) for i, x in enumerate(back)]
+    raw = bytearray(bytes(sa.encrypt(back[0], seq_num=9)))
+    raw[-1] ^= 0xff
+    frames = [Ether(src=wan_mac, dst=gw_wan_mac) / x
+              for x in enc + [enc[0], IP(bytes(raw))] + list(extra)]
+    got = [f for f in exchange(t, tmp_path, "wan", frames)
+           if f.haslayer(UDP) and f[IP].dst == LANHOST]
+    assert len(got) == 4
+
+
 def test_sa_policy_port_lcore(topo, tmp_path):
     t = topo
     p, log, env = start_gateway(tmp_path, t)
     try:
         install_tunnel(env, window=32)
-        # A transport SA whose selector the inbound packets will not fit.
+        # A tunnel SA whose selector the inbound packets will not fit.
         ipx(env, "xfrm state add src %s dst %s proto esp spi 0x201 reqid 3 mode tunnel "
             "sel src 10.9.0.0/16 dst 10.1.0.0/16 aead 'rfc4106(gcm(aes))' %s 128"
             % (PEER, GW_WAN, KEY))
-        gw_lan_mac, gw_wan_mac = mac(None, t["lan_g"]), mac(None, t["wan_g"])
-        lan_mac, wan_mac = mac(t["lan_ns"], t["lan_t"]), mac(t["wan_ns"], t["wan_t"])
+        gw_lan_mac, lan_mac = mac(None, t["lan_g"]), mac(t["lan_ns"], t["lan_t"])
 
         lst = telemetry("/xfrmgw/sa")
         assert lst == {"count": 3, "truncated": 0,
@@ -57,22 +74,10 @@ def test_sa_policy_port_lcore(topo, tmp_path):
         assert len(got) == 5
         # Inbound on 0x200: 4 good, 1 replay, 1 bad ICV; on 0x201: 2 whose
         # inner source is outside its selector.
-        sa_in = SecurityAssociation(ESP, spi=0x200, crypt_algo="AES-GCM", crypt_key=KEY_B,
-                                    tunnel_header=IP(src=PEER, dst=GW_WAN))
-        back = [IP(src="10.2.0.5", dst=LANHOST) / UDP(sport=7, dport=9) / Raw(b"r" * i)
-                for i in range(4)]
-        enc = [sa_in.encrypt(x, seq_num=i + 1) for i, x in enumerate(back)]
-        bad = IP(bytes(sa_in.encrypt(back[0], seq_num=9)))
-        raw = bytearray(bytes(bad))
-        raw[-1] ^= 0xff
         sa_sel = SecurityAssociation(ESP, spi=0x201, crypt_algo="AES-GCM", crypt_key=KEY_B,
                                      tunnel_header=IP(src=PEER, dst=GW_WAN))
-        wrong = [sa_sel.encrypt(back[0], seq_num=i + 1) for i in range(2)]
-        frames = [Ether(src=wan_mac, dst=gw_wan_mac) / x
-                  for x in enc + [enc[0], IP(bytes(raw))] + wrong]
-        got = [f for f in exchange(t, tmp_path, "wan", frames)
-               if f.haslayer(UDP) and f[IP].dst == LANHOST]
-        assert len(got) == 4
+        inner = IP(src="10.2.0.5", dst=LANHOST) / UDP(sport=7, dport=9) / Raw(b"w")
+        esp_in_with_drops(t, tmp_path, [sa_sel.encrypt(inner, seq_num=i + 1) for i in range(2)])
 
         out = telemetry("/xfrmgw/sa,0x100")
         assert out["dir"] == "out" and out["src"] == GW_WAN and out["dst"] == PEER, out
