@@ -248,7 +248,8 @@ sa_list(const char *params, struct rte_tel_data *d)
 	struct sa_walk w = { 0 };
 	struct rte_tel_data *a;
 	unsigned int i;
-	char spi[16];
+	char spi[16 + INET6_ADDRSTRLEN];
+	bool shared;
 
 	(void)params;
 	xg_xfrm_foreach(xg_server_xfrm(ctl.srv), collect_sa, NULL, &w);
@@ -264,7 +265,16 @@ sa_list(const char *params, struct rte_tel_data *d)
 	}
 	rte_tel_data_start_array(a, RTE_TEL_STRING_VAL);
 	for (i = 0; i < w.n && i < MAX_LIST; i++) {
+		/* An SPI several SAs share: each as "SPI,DST", a parameter
+		 * that names it alone. */
+		shared = (i > 0 && w.keys[i - 1].spi == w.keys[i].spi) ||
+			 (i + 1 < w.n && w.keys[i + 1].spi == w.keys[i].spi);
 		snprintf(spi, sizeof(spi), "0x%08x", w.keys[i].spi);
+		if (shared) {
+			strcat(spi, ",");
+			addr_str(w.keys[i].family, w.keys[i].daddr, spi + strlen(spi),
+				 sizeof(spi) - strlen(spi));
+		}
 		rte_tel_data_add_array_string(a, spi);
 	}
 	free(w.keys);

@@ -142,6 +142,19 @@ def test_sa_policy_port_lcore(topo, tmp_path):
             assert tel_raw(cmd)[1][cmd.split(",")[0]] is None, cmd
         assert telemetry("/xfrmgw/sa")["count"] == 3
 
+        # Two SAs with one SPI (other destinations): listed as SPI,DST, each
+        # answering as itself; the SPI alone names the lowest destination.
+        ipx(env, "xfrm state add src %s dst 198.51.100.7 proto esp spi 0x100 reqid 9 "
+            "mode tunnel aead 'rfc4106(gcm(aes))' %s 128" % (GW_WAN, KEY))
+        lst = telemetry("/xfrmgw/sa")["sas"]
+        assert lst == ["0x00000100,%s" % PEER, "0x00000100,198.51.100.7", "0x00000200",
+                       "0x00000201"], lst
+        assert telemetry("/xfrmgw/sa,%s" % lst[1])["reqid"] == 9
+        one = telemetry("/xfrmgw/sa,0x100")
+        assert one["dst"] == PEER and one["same_spi"] == 2 and one["packets"] == 5, one
+        ipx(env, "xfrm state delete src %s dst 198.51.100.7 proto esp spi 0x100" % GW_WAN)
+        assert "same_spi" not in telemetry("/xfrmgw/sa,0x100")
+
         # No key in any reply.
         for cmd in ["/xfrmgw/sa", "/xfrmgw/sa,0x100", "/xfrmgw/sa,0x200", "/xfrmgw/policy",
                     "/xfrmgw/port"]:
