@@ -490,15 +490,22 @@ check_pool(const struct rte_mempool *mp)
 		MAIN_LOG(ERR, "%u mbufs not returned to pool %s", n, mp->name);
 }
 
+/* How long the last build took that kept the SPD (only SAs changed), the
+ * last one that compiled it, and the policy generation the published
+ * snapshot was built from. */
+static uint64_t same_spd_us, new_spd_us, pol_gen_published;
+
 /* Compile the model into a new snapshot and publish it; the old one is
  * freed once every worker has passed a quiescent state after this. The
  * workers' counters and sequence numbers go into the model first: an SA
- * whose runtime object is made anew starts from them. */
+ * whose runtime object is made anew starts from them. @p flags: those of
+ * xg_dp_build_flags() (-EAGAIN, nothing published, when XG_DP_SAME_SPD
+ * cannot be met). */
 static int
-publish(struct xg_server *srv)
+publish_flags(struct xg_server *srv, unsigned int flags)
 {
 	struct xg_dp *old = xg_shared.dp, *dp;
-	uint64_t t0 = rte_get_timer_cycles(), us;
+	uint64_t t0 = rte_get_timer_cycles(), us, pol_gen;
 	int err = 0;
 
 	if (nworkers)
@@ -506,12 +513,15 @@ publish(struct xg_server *srv)
 	reclaim(false);
 	if (nretired == RTE_DIM(retired))
 		reclaim(true);
-	dp = xg_dp_build(xg_server_xfrm(srv), routes, old, ++dp_seq, &err);
+	pol_gen = xg_xfrm_policy_generation(xg_server_xfrm(srv));
+	dp = xg_dp_build_flags(xg_server_xfrm(srv), routes, old, ++dp_seq, flags, &err);
 	if (dp == NULL) {
-		MAIN_LOG(ERR, "data plane: tables not rebuilt: %s", strerror(-err));
+		if (err != -EAGAIN)
+			MAIN_LOG(ERR, "data plane: tables not rebuilt: %s", strerror(-err));
 		return err;
 	}
 	__atomic_store_n(&xg_shared.dp, dp, __ATOMIC_RELEASE);
+	pol_gen_published = pol_gen;
 	if (old) {
 		retired[nretired].dp = old;
 		retired[nretired++].token = rte_rcu_qsbr_start(xg_shared.qsbr);
@@ -521,11 +531,21 @@ publish(struct xg_server *srv)
 	dpinfo_set(DPI_POLS, dp->npols);
 	dpinfo_set(DPI_BUILDS, dpinfo[DPI_BUILDS] + 1);
 	dpinfo_set(DPI_LAST_US, us);
+	if (old && dp->spd == old->spd)
+		same_spd_us = us;
+	else
+		new_spd_us = us;
 	if (us > dpinfo[DPI_MAX_US])
 		dpinfo_set(DPI_MAX_US, us);
 	MAIN_LOG(DEBUG, "data plane: %u SAs, %u policies (%lu us)", dp->nsas, dp->npols,
 		 (unsigned long)us);
 	return 0;
+}
+
+static int
+publish(struct xg_server *srv)
+{
+	return publish_flags(srv, 0);
 }
 
 /* rte_telemetry runs this on its own thread: it reads only the per-worker
@@ -849,6 +869,9 @@ dpinfo_update(struct xg_server *srv)
  * PUBLISH_MS: mid-sized builds add up too), and at once when a poll round
  * brings no change: a burst costs a few builds, not one per round. */
 #define PUBLISH_EAGER_US 2000
+/* Builds that keep the SPD go first up to this long when compiling the
+ * SPD takes eight times as long or more (a big SPD, a small SAD). */
+#define PUBLISH_SAME_SPD_US 20000
 #define PUBLISH_MS 150
 
 static void
@@ -873,15 +896,23 @@ maybe_publish(struct xg_server *srv)
 /* Before the answers to a request that changed the model go out: while
  * builds are quick, the data plane gets the change first, so that an SA is
  * in use by the time its ACK reaches the IKE daemon, as in the kernel (the
- * peer may send on a rekey's new SA right after). Big tables keep the
- * coalescing of maybe_publish(). */
+ * peer may send on a rekey's new SA right after). Behind a big SPD, whose
+ * compilation is slow, a change of SAs alone still goes first when builds
+ * that keep the SPD are quick: rekeys do not wait for the coalescing of
+ * maybe_publish(), which big SADs and policy changes keep. */
 static void
 publish_before_reply(void *arg)
 {
 	struct xg_server *srv = arg;
 
-	if (xg_shared.dp && dpinfo[DPI_LAST_US] < PUBLISH_EAGER_US)
+	if (xg_shared.dp == NULL)
+		return;
+	if (dpinfo[DPI_LAST_US] < PUBLISH_EAGER_US)
 		publish(srv);
+	else if ((same_spd_us < PUBLISH_EAGER_US ||
+		  (same_spd_us < PUBLISH_SAME_SPD_US && 8 * same_spd_us <= new_spd_us)) &&
+		 xg_xfrm_policy_generation(xg_server_xfrm(srv)) == pol_gen_published)
+		publish_flags(srv, XG_DP_SAME_SPD);
 }
 
 /* rte_hash tables, rings and mempools live in memzones, which neither

@@ -642,6 +642,14 @@ index_uids(struct xg_dp *dp)
 	return 0;
 }
 
+/* Whether the rules collected compile to @p prev's SPD. */
+static bool
+same_rules(const struct xg_dp *prev, const struct xg_spd_rule *rules, uint32_t n)
+{
+	return prev && prev->nrules == n &&
+	       (n == 0 || memcmp(prev->rules, rules, n * sizeof(*rules)) == 0);
+}
+
 /* The SPD of the rules collected: the previous snapshot's when they are
  * the same (only SAs changed), else a new one. */
 static int
@@ -654,9 +662,8 @@ take_spd(struct build *b, unsigned int seq)
 	b->dp->rules = b->rules;
 	b->dp->nrules = b->nrules;
 	b->rules = NULL;
-	if (prev && prev->spd && prev->spd_owned && prev->nrules == b->dp->nrules &&
-	    (b->dp->nrules == 0 ||
-	     memcmp(prev->rules, b->dp->rules, b->dp->nrules * sizeof(*b->dp->rules)) == 0)) {
+	if (prev && prev->spd && prev->spd_owned &&
+	    same_rules(prev, b->dp->rules, b->dp->nrules)) {
 		b->dp->spd = prev->spd;
 		b->prev->spd_owned = false;
 		b->dp->spd_owned = true;
@@ -671,6 +678,13 @@ take_spd(struct build *b, unsigned int seq)
 struct xg_dp *
 xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt, struct xg_dp *prev,
 	    unsigned int seq, int *err)
+{
+	return xg_dp_build_flags(x, rt, prev, seq, 0, err);
+}
+
+struct xg_dp *
+xg_dp_build_flags(const struct xg_xfrm *x, const struct xg_routes *rt, struct xg_dp *prev,
+		  unsigned int seq, unsigned int flags, int *err)
 {
 	struct build b = { .prev = prev };
 	uint8_t d;
@@ -687,6 +701,9 @@ xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt, struct xg_dp *p
 	b.dp->rt = rt;
 	xg_xfrm_foreach(x, collect_sa, collect_pol, &b);
 	rc = b.err;
+	/* Checked before anything costly is made (crypto sessions, ACL). */
+	if (rc == 0 && (flags & XG_DP_SAME_SPD) && !same_rules(prev, b.rules, b.nrules))
+		rc = -EAGAIN;
 	b.rt = calloc(b.nsav ? b.nsav : 1, sizeof(*b.rt));
 	if (rc == 0 && b.rt == NULL)
 		rc = -ENOMEM;

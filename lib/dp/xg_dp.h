@@ -240,6 +240,18 @@ void xg_routes_free(struct xg_routes *r);
 struct xg_dp *xg_dp_build(const struct xg_xfrm *x, const struct xg_routes *rt,
 			  struct xg_dp *prev, unsigned int seq, int *err);
 
+/** Build only if the policies compile to @p prev's SPD (only SAs changed). */
+#define XG_DP_SAME_SPD 1u
+
+/**
+ * xg_dp_build() with @p flags: with XG_DP_SAME_SPD, fail with -EAGAIN,
+ * nothing built and @p prev untouched, when the SPD would have to be
+ * compiled anew (a policy changed since @p prev, or no @p prev).
+ */
+struct xg_dp *xg_dp_build_flags(const struct xg_xfrm *x, const struct xg_routes *rt,
+				struct xg_dp *prev, unsigned int seq, unsigned int flags,
+				int *err);
+
 /**
  * Free tables no worker can still see. SA runtime objects that a newer
  * snapshot took over (same SA, same direction: their sequence counter and

@@ -233,6 +233,8 @@ xg_notify(struct xg_xfrm *x, uint32_t group, const void *msg, size_t len)
 	/* Every change of the SAD or SPD is announced, and only changes are:
 	 * this is where the data plane learns it has to recompile. */
 	x->generation++;
+	if (group & (1u << (XFRMNLGRP_POLICY - 1)))
+		x->pol_generation++;
 	if (x->ops.multicast)
 		x->ops.multicast(x->ops.ctx, group, msg, len);
 }

@@ -126,6 +126,7 @@ struct xg_xfrm {
 	uint32_t idx_generator;
 	uint64_t pol_order;        /* source of xg_policy.order */
 	uint64_t generation;       /* bumped by every change of either table */
+	uint64_t pol_generation;   /* bumped by changes announced to XFRMNLGRP_POLICY */
 	void (*prelude)(void *arg);
 	void *prelude_arg;
 	struct xfrmu_spdhthresh hthresh4, hthresh6;

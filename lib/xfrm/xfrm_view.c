@@ -13,6 +13,12 @@ xg_xfrm_generation(const struct xg_xfrm *x)
 	return x->generation;
 }
 
+uint64_t
+xg_xfrm_policy_generation(const struct xg_xfrm *x)
+{
+	return x->pol_generation;
+}
+
 static void
 sa_view(const struct xg_sa *sa, struct xg_sa_view *v)
 {

@@ -142,6 +142,13 @@ struct xg_pol_view {
 /** Changes so far: differs after every change of the SAD or SPD. */
 uint64_t xg_xfrm_generation(const struct xg_xfrm *x);
 
+/**
+ * Policy changes so far, those announced to XFRMNLGRP_POLICY (new, updated,
+ * deleted and flushed policies, defaults): a hint that the SPD changed.
+ * Policies removed by a hard POLEXPIRE or rewritten by MIGRATE do not move it.
+ */
+uint64_t xg_xfrm_policy_generation(const struct xg_xfrm *x);
+
 /** The fixed part of an XFRM request of @p type (the kernel's
  *  xfrm_msg_min[]), 0 for a type outside XFRM_MSG_BASE..XFRM_MSG_MAX. */
 size_t xg_xfrm_msg_min(uint16_t type);
