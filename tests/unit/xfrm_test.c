@@ -753,6 +753,37 @@ test_flush_event(struct xg_xfrm *x)
 	CHECK(last_event_len == NLMSG_SPACE(sizeof(f)) && nlh->nlmsg_len == last_event_len);
 }
 
+/* The policy generation moves with policy changes only: the data plane
+ * may publish SA changes behind a big SPD without compiling it. */
+static void
+test_policy_generation(struct xg_xfrm *x)
+{
+	struct xfrm_usersa_flush f = { .proto = 0 };
+	struct xfrm_userpolicy_id id;
+	uint64_t g = xg_xfrm_generation(x), pg = xg_xfrm_policy_generation(x);
+	struct msg m;
+
+	CHECK(add_gcm_sa(x, 0x7800) == 0);
+	CHECK(xg_xfrm_generation(x) != g && xg_xfrm_policy_generation(x) == pg);
+	CHECK(add_policy(x, XFRM_POLICY_OUT, 12, 0, XFRM_MSG_NEWPOLICY) == 0);
+	CHECK(xg_xfrm_policy_generation(x) == pg + 1);
+	CHECK(add_policy(x, XFRM_POLICY_OUT, 12, 0, XFRM_MSG_UPDPOLICY) == 0);
+	CHECK(xg_xfrm_policy_generation(x) == pg + 2);
+	CHECK(add_policy(x, XFRM_POLICY_OUT, 12, 0, XFRM_MSG_NEWPOLICY) == -EEXIST);
+	CHECK(xg_xfrm_policy_generation(x) == pg + 2);   /* refused: no change */
+	memset(&id, 0, sizeof(id));
+	id.sel.family = AF_INET;
+	id.sel.prefixlen_d = 12;
+	id.dir = XFRM_POLICY_OUT;
+	msg_start(&m, XFRM_MSG_DELPOLICY, NLM_F_ACK, &id, sizeof(id));
+	CHECK(send_msg(x, &m) == 0);
+	CHECK(xg_xfrm_policy_generation(x) == pg + 3);
+	g = xg_xfrm_generation(x);
+	msg_start(&m, XFRM_MSG_FLUSHSA, NLM_F_ACK, &f, sizeof(f));
+	CHECK(send_msg(x, &m) == 0);
+	CHECK(xg_xfrm_generation(x) != g && xg_xfrm_policy_generation(x) == pg + 3);
+}
+
 int
 main(void)
 {
@@ -777,6 +808,7 @@ main(void)
 	test_aevents(x);
 	test_tick_during_dump(x);
 	test_flush_event(x);
+	test_policy_generation(x);
 	CHECK(nevents > 0);
 	CHECK(bad_event_len == 0);
 	xg_xfrm_destroy(x);
