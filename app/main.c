@@ -490,10 +490,9 @@ check_pool(const struct rte_mempool *mp)
 		MAIN_LOG(ERR, "%u mbufs not returned to pool %s", n, mp->name);
 }
 
-/* How long the last build took that kept the SPD (only SAs changed), the
- * last one that compiled it, and the policy generation the published
- * snapshot was built from. */
-static uint64_t same_spd_us, new_spd_us, pol_gen_published;
+/* How long the last build took that kept the SPD (only SAs changed), and
+ * the last one that compiled it. */
+static uint64_t same_spd_us, new_spd_us;
 
 /* Compile the model into a new snapshot and publish it; the old one is
  * freed once every worker has passed a quiescent state after this. The
@@ -505,7 +504,7 @@ static int
 publish_flags(struct xg_server *srv, unsigned int flags)
 {
 	struct xg_dp *old = xg_shared.dp, *dp;
-	uint64_t t0 = rte_get_timer_cycles(), us, pol_gen;
+	uint64_t t0 = rte_get_timer_cycles(), us;
 	int err = 0;
 
 	if (nworkers)
@@ -513,7 +512,6 @@ publish_flags(struct xg_server *srv, unsigned int flags)
 	reclaim(false);
 	if (nretired == RTE_DIM(retired))
 		reclaim(true);
-	pol_gen = xg_xfrm_policy_generation(xg_server_xfrm(srv));
 	dp = xg_dp_build_flags(xg_server_xfrm(srv), routes, old, ++dp_seq, flags, &err);
 	if (dp == NULL) {
 		if (err != -EAGAIN)
@@ -521,7 +519,6 @@ publish_flags(struct xg_server *srv, unsigned int flags)
 		return err;
 	}
 	__atomic_store_n(&xg_shared.dp, dp, __ATOMIC_RELEASE);
-	pol_gen_published = pol_gen;
 	if (old) {
 		retired[nretired].dp = old;
 		retired[nretired++].token = rte_rcu_qsbr_start(xg_shared.qsbr);
@@ -911,7 +908,7 @@ publish_before_reply(void *arg)
 		publish(srv);
 	else if ((same_spd_us < PUBLISH_EAGER_US ||
 		  (same_spd_us < PUBLISH_SAME_SPD_US && 8 * same_spd_us <= new_spd_us)) &&
-		 xg_xfrm_policy_generation(xg_server_xfrm(srv)) == pol_gen_published)
+		 xg_xfrm_policy_generation(xg_server_xfrm(srv)) == xg_shared.dp->pol_generation)
 		publish_flags(srv, XG_DP_SAME_SPD);
 }
 

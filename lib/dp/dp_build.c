@@ -696,6 +696,7 @@ xg_dp_build_flags(const struct xg_xfrm *x, const struct xg_routes *rt, struct xg
 		return NULL;
 	}
 	b.dp->generation = xg_xfrm_generation(x);
+	b.dp->pol_generation = xg_xfrm_policy_generation(x);
 	for (d = 0; d < 3; d++)
 		b.dp->default_block[d] = xg_xfrm_default_block(x, d);
 	b.dp->rt = rt;

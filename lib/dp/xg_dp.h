@@ -175,6 +175,7 @@ struct xg_neigh_seen {
 
 struct xg_dp {
 	uint64_t generation;          /**< of the model it was built from */
+	uint64_t pol_generation;      /**< its policy generation, the same */
 	const struct xg_routes *rt;
 	struct xg_spd *spd;
 	/* The rules spd was compiled from: a snapshot whose rules are the

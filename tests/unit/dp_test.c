@@ -150,6 +150,7 @@ main(void)
 	dp1 = xg_dp_build_flags(x, rt, dp0, 3, XG_DP_SAME_SPD, &err);
 	CHECK(dp1 != NULL && dp1->spd == dp0->spd && dp1->spd_owned && !dp0->spd_owned);
 	CHECK(dp1 != NULL && dp1->generation == xg_xfrm_generation(x));
+	CHECK(dp1 != NULL && dp1->pol_generation == xg_xfrm_policy_generation(x));
 
 	/* A policy added: refused, and dp1 keeps its SPD. */
 	CHECK(add_policy(x, 51) == 0);
